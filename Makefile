@@ -1,0 +1,28 @@
+# Two commands for a fresh machine with Python 3.11: `make demo` and `make test`.
+# Each creates the virtual environment on first use and reinstalls when the
+# package metadata changes.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+STAMP := $(VENV)/.installed
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+
+.PHONY: demo test install benchmarks clean
+
+$(STAMP): pyproject.toml setup.py
+	@echo ">> creating $(VENV) with $(PYTHON) and installing tfcompress (first run takes a few minutes)"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e ".[test,plots]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tfcompress demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
