@@ -1,1 +1,27 @@
-"""placeholder"""
+"""Drop-in efficient Keras 3 layers.
+
+Each layer is a Keras `Layer` built from standard Keras sublayers (so the
+profiler, pruning and quantization see ordinary `Conv2D`, `DepthwiseConv2D`,
+`Dense` and `BatchNormalization` inside), registered for `.keras` saving
+under the `tfcompress` package, and converts to TFLite builtin ops.
+"""
+
+from tfcompress.layers.channel_shuffle import ChannelShuffle
+from tfcompress.layers.cp_conv2d import CPConv2D
+from tfcompress.layers.depthwise_separable_conv2d import (
+    DepthwiseSeparableConv2D,
+)
+from tfcompress.layers.inverted_residual import InvertedResidual
+from tfcompress.layers.low_rank_dense import LowRankDense
+from tfcompress.layers.partial_conv2d import PartialConv2D
+from tfcompress.layers.shuffle_conv2d import ShuffleConv2D
+
+__all__ = [
+    "ChannelShuffle",
+    "CPConv2D",
+    "DepthwiseSeparableConv2D",
+    "InvertedResidual",
+    "LowRankDense",
+    "PartialConv2D",
+    "ShuffleConv2D",
+]

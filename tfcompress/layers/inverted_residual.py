@@ -1,0 +1,192 @@
+"""MobileNetV2's inverted residual block with a linear bottleneck."""
+
+import numbers
+
+import keras
+
+from tfcompress.layers import argument_validation
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class InvertedResidual(keras.layers.Layer):
+    """Expand 1x1, depthwise kxk, linear 1x1 projection, residual add.
+
+    The MobileNetV2 block (Sandler et al. 2018): a 1x1 convolution expands
+    the C input channels by `expansion`, a depthwise convolution filters
+    them (with `strides`), and a 1x1 projection without activation (the
+    linear bottleneck) maps them to `filters`. When `strides == 1` and
+    `filters == C`, the input is added to the output. Every convolution is
+    followed by batch normalization, which TFLite folds away. With
+    `expansion=1` the expansion convolution is skipped, as in the first
+    MobileNetV2 block.
+
+    Args:
+        filters: Positive integer, number of output channels.
+        expansion: Positive number, expansion factor t: the block works on
+            `round(C * t)` channels inside. Defaults to `6`.
+        strides: Integer or tuple of 2 integers, strides of the depthwise
+            convolution. Defaults to `1`.
+        kernel_size: Integer or tuple of 2 integers, depthwise kernel size.
+            Defaults to `3`.
+        activation: Activation after the expansion and depthwise
+            convolutions (never after the projection). Defaults to
+            `"relu6"`.
+        momentum: Momentum of the batch normalization moving averages.
+            Defaults to `0.99`.
+        epsilon: Batch normalization epsilon. Defaults to `1e-3`.
+        kernel_initializer: Initializer of every kernel. Defaults to
+            `"glorot_uniform"`.
+        kernel_regularizer: Optional regularizer applied to every kernel.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Input shape:
+        4D tensor `(batch_size, height, width, channels)`.
+
+    Output shape:
+        4D tensor `(batch_size, new_height, new_width, filters)`.
+
+    Example:
+
+    >>> block = InvertedResidual(16, expansion=4)
+    >>> tuple(block(keras.ops.zeros((1, 8, 8, 16))).shape)  # residual add is used
+    (1, 8, 8, 16)
+    >>> block.uses_residual
+    True
+    """
+
+    def __init__(
+        self,
+        filters,
+        expansion=6,
+        strides=1,
+        kernel_size=3,
+        activation="relu6",
+        momentum=0.99,
+        epsilon=1e-3,
+        kernel_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = argument_validation.positive_int("filters", filters)
+        if (
+            isinstance(expansion, bool)
+            or not isinstance(expansion, numbers.Real)
+            or not expansion > 0
+        ):
+            raise ValueError(
+                "`expansion` must be a positive number (MobileNetV2 uses 6). "
+                f"Received: expansion={expansion!r}"
+            )
+        self.expansion = expansion
+        self.strides = argument_validation.int_pair("strides", strides)
+        self.kernel_size = argument_validation.int_pair(
+            "kernel_size", kernel_size
+        )
+        self.activation = keras.activations.get(activation)
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.expand = None
+        self.expand_bn = None
+        self.uses_residual = None
+
+    def _batch_norm(self, name):
+        return keras.layers.BatchNormalization(
+            momentum=self.momentum, epsilon=self.epsilon, name=name
+        )
+
+    def build(self, input_shape):
+        channels = argument_validation.channels_last(
+            "InvertedResidual", input_shape
+        )
+        hidden = int(round(channels * self.expansion))
+        if hidden < 1:
+            raise ValueError(
+                f"`expansion`={self.expansion} leaves no hidden channel for "
+                f"{channels} input channels; use expansion >= "
+                f"{1 / channels:g}. Received: expansion={self.expansion!r}"
+            )
+        # Sublayers that depend on the input channel count are made here.
+        layers = []
+        if self.expansion != 1:
+            self.expand = keras.layers.Conv2D(
+                hidden,
+                1,
+                use_bias=False,
+                kernel_initializer=self.kernel_initializer,
+                kernel_regularizer=self.kernel_regularizer,
+                name="expand",
+            )
+            self.expand_bn = self._batch_norm("expand_bn")
+            layers += [self.expand, self.expand_bn]
+        self.depthwise = keras.layers.DepthwiseConv2D(
+            self.kernel_size,
+            strides=self.strides,
+            padding="same",
+            use_bias=False,
+            depthwise_initializer=self.kernel_initializer,
+            depthwise_regularizer=self.kernel_regularizer,
+            name="depthwise",
+        )
+        self.depthwise_bn = self._batch_norm("depthwise_bn")
+        self.project = keras.layers.Conv2D(
+            self.filters,
+            1,
+            use_bias=False,
+            kernel_initializer=self.kernel_initializer,
+            kernel_regularizer=self.kernel_regularizer,
+            name="project",
+        )
+        self.project_bn = self._batch_norm("project_bn")
+        layers += [
+            self.depthwise,
+            self.depthwise_bn,
+            self.project,
+            self.project_bn,
+        ]
+        shape = input_shape
+        for layer in layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.uses_residual = self.strides == (1, 1) and channels == self.filters
+
+    def call(self, inputs, training=None):
+        x = inputs
+        if self.expand is not None:
+            x = self.expand(x)
+            x = self.activation(self.expand_bn(x, training=training))
+        x = self.depthwise(x)
+        x = self.activation(self.depthwise_bn(x, training=training))
+        x = self.project_bn(self.project(x), training=training)
+        if self.uses_residual:
+            x = keras.ops.add(inputs, x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        for axis, stride in zip((1, 2), self.strides):
+            if shape[axis] is not None:
+                shape[axis] = -(-shape[axis] // stride)  # "same" padding
+        shape[-1] = self.filters
+        return tuple(shape)
+
+    def get_config(self):
+        base_config = super().get_config()
+        config = {
+            "filters": self.filters,
+            "expansion": self.expansion,
+            "strides": self.strides,
+            "kernel_size": self.kernel_size,
+            "activation": keras.activations.serialize(self.activation),
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "kernel_initializer": keras.initializers.serialize(
+                self.kernel_initializer
+            ),
+            "kernel_regularizer": keras.regularizers.serialize(
+                self.kernel_regularizer
+            ),
+        }
+        return {**base_config, **config}
