@@ -1,0 +1,60 @@
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from tfcompress.cli import main
+from tfcompress.models import small_mobilenet_v2
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "demo" in out and "profile" in out
+
+
+def test_demo_help_explains_each_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--epochs", "--output-dir", "--threads", "--runs", "--seed"):
+        assert option in out
+
+
+def test_bad_option_values_are_rejected(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--epochs", "0"])
+    assert exit_info.value.code == 2
+    assert "must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["profile", "m.keras", "--input-shape", "32,x"])
+    assert "comma-separated positive integers" in capsys.readouterr().err
+
+
+def test_profile_prints_the_table(tmp_path, capsys):
+    path = tmp_path / "model.keras"
+    small_mobilenet_v2((8, 8, 1), num_classes=10).save(path)
+    assert main(["profile", str(path)]) == 0
+    out = capsys.readouterr().out
+    params = keras.saving.load_model(path).count_params()
+    assert f"{params:,}" in out
+    assert "block2" in out
+
+
+def test_profile_missing_file(tmp_path, capsys):
+    assert main(["profile", str(tmp_path / "nope.keras")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_console_entry_point_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "tfcompress", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "profile" in result.stdout
