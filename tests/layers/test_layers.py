@@ -2,9 +2,6 @@
 in Sequential, functional and subclassed models, training with `fit`, and
 LiteRT parity after float32 and int8 export."""
 
-import doctest
-import importlib
-
 import keras
 import numpy as np
 import pytest
@@ -207,23 +204,3 @@ def test_tflite_int8_agrees_on_top1(case, trained, digits, tmp_path):
     keras_top1 = model.predict(x_test, verbose=0).argmax(1)
     agreement = np.mean(litert.argmax(1) == keras_top1)
     assert agreement >= 0.95, agreement
-
-
-LAYER_MODULES = [
-    "channel_shuffle",
-    "cp_conv2d",
-    "depthwise_separable_conv2d",
-    "inverted_residual",
-    "low_rank_dense",
-    "partial_conv2d",
-    "shuffle_conv2d",
-]
-
-
-@pytest.mark.parametrize("module", LAYER_MODULES)
-def test_docstring_examples_run(module):
-    mod = importlib.import_module(f"tfcompress.layers.{module}")
-    globs = {"keras": keras, **{name: getattr(L, name) for name in L.__all__}}
-    result = doctest.testmod(mod, extraglobs=globs, verbose=False)
-    assert result.attempted > 0
-    assert result.failed == 0

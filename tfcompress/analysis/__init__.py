@@ -5,8 +5,8 @@ layer; `print(report)` shows it as a table. See
 `tfcompress.analysis.layer_costs` for how MACs are counted.
 """
 
-from tfcompress.analysis.profile import LayerProfile
-from tfcompress.analysis.profile import ProfileReport
-from tfcompress.analysis.profile import profile
+from tfcompress.analysis.profiler import LayerProfile
+from tfcompress.analysis.profiler import ProfileReport
+from tfcompress.analysis.profiler import profile
 
 __all__ = ["LayerProfile", "ProfileReport", "profile"]

@@ -2,7 +2,7 @@
 
 `layer_cost(layer, input_shapes, output_shape)` answers "how many
 multiply-accumulates (MACs) did this call of this layer do". The shapes are
-those of a real call (see `tfcompress.analysis.profile`), so strides,
+those of a real call (see `tfcompress.analysis.profiler`), so strides,
 dilation, padding and causal padding are already reflected in
 `output_shape` and the rules never recompute them.
 

@@ -1,4 +1,4 @@
-"""Tests of `tfcompress.analysis.profile`: hand-checked MACs and params."""
+"""Tests of `tfcompress.analysis.profiler`: hand-checked MACs and params."""
 
 import json
 
