@@ -6,7 +6,7 @@ import time
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from tfcompress.export.interpreter import _check_int
+from tfcompress.argument_validation import integer_at_least
 from tfcompress.export.interpreter import _format_signature
 
 
@@ -77,10 +77,10 @@ def benchmark_tflite(
     # median 0.002 ms (p90 0.002 ms) over 50 runs, batch 1, 1 thread
     ```
     """
-    _check_int("num_runs", num_runs, minimum=1)
-    _check_int("warmup_runs", warmup_runs, minimum=0)
-    _check_int("num_threads", num_threads, minimum=1)
-    _check_int("batch_size", batch_size, minimum=1)
+    integer_at_least("num_runs", num_runs, minimum=1)
+    integer_at_least("warmup_runs", warmup_runs, minimum=0)
+    integer_at_least("num_threads", num_threads, minimum=1)
+    integer_at_least("batch_size", batch_size, minimum=1)
 
     interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
     rng = np.random.default_rng(seed)

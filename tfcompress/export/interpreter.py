@@ -5,6 +5,8 @@ import os
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from tfcompress.argument_validation import integer_at_least
+
 _QUANTIZED_DTYPES = (np.int8, np.uint8, np.int16)
 
 
@@ -43,7 +45,7 @@ class LiteRTModel:
                 f"No `.tflite` file at `path`. Received: path={path!r}"
             )
         if num_threads is not None:
-            _check_int("num_threads", num_threads, minimum=1)
+            integer_at_least("num_threads", num_threads, minimum=1)
         self.path = path
         self.num_threads = num_threads
         self._interpreter = Interpreter(
@@ -79,7 +81,7 @@ class LiteRTModel:
         Returns:
             A float32 array of shape `(N, *output_shape)`.
         """
-        _check_int("batch_size", batch_size, minimum=1)
+        integer_at_least("batch_size", batch_size, minimum=1)
         input_details = self.input_details
         output_details = self.output_details
         if len(input_details) != 1 or len(output_details) != 1:
@@ -137,19 +139,6 @@ class LiteRTModel:
         return (
             f"<LiteRTModel path={self.path!r} input={signature} {dtype}, "
             f"{len(self.output_details)} output(s)>"
-        )
-
-
-def _check_int(name, value, minimum):
-    """Raises a `ValueError` unless `value` is an integer >= `minimum`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < minimum
-    ):
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
         )
 
 

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from tfcompress.export.interpreter import _check_int
+from tfcompress.argument_validation import integer_at_least
 
 QUANTIZATION_MODES = ("none", "float16", "dynamic", "int8")
 
@@ -123,7 +123,7 @@ def to_tflite(
             f"{', '.join(repr(m) for m in QUANTIZATION_MODES)}. "
             f"Received: quantization={quantization!r}"
         )
-    _check_int("calibration_steps", calibration_steps, minimum=1)
+    integer_at_least("calibration_steps", calibration_steps, minimum=1)
     if not isinstance(select_tf_ops, bool):
         raise ValueError(
             "Expected `select_tf_ops` to be True or False. "

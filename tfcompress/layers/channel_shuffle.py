@@ -2,7 +2,7 @@
 
 import keras
 
-from tfcompress.layers import argument_validation
+from tfcompress import argument_validation
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from tfcompress.layers import argument_validation
+from tfcompress import argument_validation
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")

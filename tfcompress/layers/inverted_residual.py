@@ -4,7 +4,7 @@ import numbers
 
 import keras
 
-from tfcompress.layers import argument_validation
+from tfcompress import argument_validation
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")

@@ -2,7 +2,7 @@
 
 import keras
 
-from tfcompress.layers import argument_validation
+from tfcompress import argument_validation
 from tfcompress.layers.channel_shuffle import ChannelShuffle
 
 

@@ -1,4 +1,4 @@
-"""Argument checks shared by the tfcompress layers.
+"""Argument checks shared across tfcompress.
 
 Every check raises a `ValueError` that names the argument, says what is
 accepted and shows what was received, in Keras's own wording.
@@ -7,17 +7,23 @@ accepted and shows what was received, in Keras's own wording.
 import numbers
 
 
-def positive_int(name, value):
-    """Returns `value` as an `int` if it is an integer >= 1, else raises."""
+def integer_at_least(name, value, minimum):
+    """Returns `value` as an `int` if it is an integer >= `minimum`."""
     if (
         isinstance(value, bool)
         or not isinstance(value, numbers.Integral)
-        or value < 1
+        or value < minimum
     ):
         raise ValueError(
-            f"`{name}` must be an integer >= 1. Received: {name}={value!r}"
+            f"`{name}` must be an integer >= {minimum}. "
+            f"Received: {name}={value!r}"
         )
     return int(value)
+
+
+def positive_int(name, value):
+    """Returns `value` as an `int` if it is an integer >= 1, else raises."""
+    return integer_at_least(name, value, 1)
 
 
 def int_pair(name, value):
