@@ -58,3 +58,10 @@ def test_console_entry_point_runs():
     )
     assert result.returncode == 0
     assert "profile" in result.stdout
+
+
+def test_profile_unreadable_file(tmp_path, capsys):
+    path = tmp_path / "broken.keras"
+    path.write_bytes(b"not a zip archive")
+    assert main(["profile", str(path)]) == 2
+    assert "could not load" in capsys.readouterr().err

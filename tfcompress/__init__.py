@@ -5,6 +5,7 @@ Subpackages:
 - `tfcompress.analysis`: `profile()`, per-layer parameters, MACs and bytes.
 - `tfcompress.export`: `to_tflite()` and the LiteRT runner, evaluation and
   benchmark.
+- `tfcompress.pruning`: pruning schedules (tfmot's numbers, Keras 3).
 - `tfcompress.models`, `tfcompress.datasets`: reference models and bundled
   data for examples, tests and benchmarks.
 """
@@ -15,6 +16,7 @@ from tfcompress import datasets
 from tfcompress import export
 from tfcompress import layers
 from tfcompress import models
+from tfcompress import pruning
 from tfcompress.analysis import profile
 from tfcompress.export import to_tflite
 
@@ -27,6 +29,7 @@ __all__ = [
     "export",
     "layers",
     "models",
+    "pruning",
     "profile",
     "to_tflite",
 ]

@@ -134,7 +134,15 @@ def _profile(path, input_shape):
     import tfcompress.layers  # noqa: F401  registers tfcompress layers
     from tfcompress.analysis import profile
 
-    model = keras.saving.load_model(path, safe_mode=True)
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises several types for bad files.
+        print(
+            f"tfcompress profile: could not load {path} as a Keras model "
+            f"(safe_mode=True): {error}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         report = profile(model, input_shape=input_shape)
     except ValueError as error:
