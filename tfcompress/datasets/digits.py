@@ -1,7 +1,5 @@
 """scikit-learn's handwritten digits as images, split for training."""
 
-import numpy as np
-
 
 def load_digits(test_fraction=0.25, seed=0):
     """Loads the 1,797 8x8 digit images that ship inside scikit-learn.

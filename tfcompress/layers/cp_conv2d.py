@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from tfcompress import argument_validation
+from tfcompress.layers.sublayers import build_in_sequence
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -137,10 +138,7 @@ class CPConv2D(keras.layers.Layer):
 
     def build(self, input_shape):
         argument_validation.channels_last("CPConv2D", input_shape)
-        shape = input_shape
-        for layer in self._stages:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        build_in_sequence(self._stages, input_shape)
 
     def call(self, inputs):
         x = inputs

@@ -3,6 +3,7 @@
 import keras
 
 from tfcompress import argument_validation
+from tfcompress.layers.sublayers import build_in_sequence
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -117,15 +118,15 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
         argument_validation.channels_last(
             "DepthwiseSeparableConv2D", input_shape
         )
-        shape = input_shape
-        for layer in (
-            self.depthwise,
-            self.depthwise_bn,
-            self.pointwise,
-            self.pointwise_bn,
-        ):
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        build_in_sequence(
+            (
+                self.depthwise,
+                self.depthwise_bn,
+                self.pointwise,
+                self.pointwise_bn,
+            ),
+            input_shape,
+        )
 
     def call(self, inputs, training=None):
         x = self.depthwise(inputs)

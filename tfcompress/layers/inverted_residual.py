@@ -5,6 +5,7 @@ import numbers
 import keras
 
 from tfcompress import argument_validation
+from tfcompress.layers.sublayers import build_in_sequence
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -146,10 +147,7 @@ class InvertedResidual(keras.layers.Layer):
             self.project,
             self.project_bn,
         ]
-        shape = input_shape
-        for layer in layers:
-            layer.build(shape)
-            shape = layer.compute_output_shape(shape)
+        build_in_sequence(layers, input_shape)
         self.uses_residual = self.strides == (1, 1) and channels == self.filters
 
     def call(self, inputs, training=None):
