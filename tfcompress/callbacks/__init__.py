@@ -1,7 +1,9 @@
 """Callbacks to add to `model.fit`.
 
-Magnitude pruning, quantization-aware training and distillation callbacks
-will live here; none ships yet (see the README's roadmap).
+- `MagnitudePruning`: unstructured or N:M pruning following a schedule,
+  on an ordinary Keras 3 model (nothing wrapped).
 """
 
-__all__ = []
+from tfcompress.callbacks.magnitude_pruning import MagnitudePruning
+
+__all__ = ["MagnitudePruning"]

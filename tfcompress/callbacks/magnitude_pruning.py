@@ -1,0 +1,420 @@
+"""Magnitude pruning during `model.fit`, without wrapping the model."""
+
+import contextlib
+import numbers
+
+import keras
+import numpy as np
+
+# Loss gradients for the "taylor" importance need a tape; tfcompress runs
+# on Keras's TensorFlow backend (the one TFLite export needs).
+import tensorflow as tf
+
+from tfcompress.pruning import masks as mask_maths
+from tfcompress.pruning.schedules import PruningSchedule
+from tfcompress.pruning.targets import select_weights
+from tfcompress.pruning.targets import selects
+
+LOG_MODES = ("layers", "total", None)
+
+
+class _Masked(keras.constraints.Constraint):
+    """Multiplies a kernel by its mask after every optimizer update.
+
+    Keras optimizers apply a variable's `constraint` right after each
+    update, inside the compiled train step, so pruned weights are zero again
+    before the next forward pass whatever the optimizer's momentum or
+    Adam moments push into them. Never serialized: the layer's config keeps
+    its own `kernel_constraint`.
+    """
+
+    def __init__(self, mask, inner=None):
+        self.mask = mask
+        self.inner = inner
+
+    def __call__(self, w):
+        if self.inner is not None:
+            w = self.inner(w)
+        return w * keras.ops.cast(self.mask, w.dtype)
+
+
+class MagnitudePruning(keras.callbacks.Callback):
+    """Prunes the model's kernels during `fit`, following a schedule.
+
+    Add it to `model.fit` of an ordinary Keras 3 model (Sequential,
+    functional, subclassed or nested; tfcompress layers included); nothing is
+    wrapped or cloned. At each pruning step of the schedule (counted by
+    `model.optimizer.iterations`, as tfmot counts them) the least important
+    entries of each selected kernel are set to zero, exactly
+    `round(sparsity * size)` of them, and a mask keeps them at zero through
+    every later optimizer update. When `fit` ends the masks are released
+    and the model is a plain model with zeros in its kernels: save it,
+    export it, or pass it to `tfcompress.pruning.strip` for a copy and a
+    sparsity report.
+
+    Resuming: the step comes from `model.optimizer.iterations` and, once
+    pruning has begun, the masks are the kernels' zeros. So training
+    resumed with `keras.callbacks.BackupAndRestore`, or from a `.keras`
+    file saved with its optimizer, continues the schedule at the right step
+    with the same masks, given a new `MagnitudePruning` with the same
+    arguments.
+
+    Args:
+        schedule: A `PruningSchedule` (`ConstantSparsity`,
+            `PolynomialDecay`) for every selected kernel, or a dict
+            `{layer name or path: PruningSchedule}` giving each layer its
+            own target; then only those layers are pruned, and a kernel
+            matched by several keys follows the longest one
+            (`"block1/expand"` over `"block1"`).
+        layers: Which layers to prune when `schedule` is a single schedule:
+            `None` (every Dense, EinsumDense and convolution kernel), or a
+            list of layer names or paths (`"block1/expand"`; a composite
+            layer's name selects all kernels inside it), layer classes, or
+            predicates `fn(layer) -> bool`.
+        min_weights: Skip kernels with fewer entries than this (small
+            layers save little and are often the most sensitive). Defaults
+            to `0`, pruning every selected kernel as tfmot does.
+        importance: `"magnitude"` (default): prune the smallest `|w|`.
+            `"taylor"`: prune the smallest `|w * dL/dw|` (Molchanov et al.
+            2017), with the gradient of the model's compiled loss summed over
+            `importance_data`.
+        importance_data: For `"taylor"`: `(x, y)` arrays or an iterable of
+            `(x, y)` batches (such as a `tf.data.Dataset`).
+        importance_batches: How many batches of `importance_data` to use at
+            each pruning step (arrays are cut into batches of 128).
+            Defaults to `4`.
+        sparsity_m_by_n: `None`, or `(m, n)` for N:M structured sparsity:
+            `m` zeros in every `n` consecutive input channels (tfmot's
+            argument; `(2, 4)` is the 2:4 pattern). The schedule then only
+            says when to prune; every kernel becomes `m / n` sparse.
+            Depthwise and transposed kernels have no such axis and are
+            skipped (listed in `skipped`).
+        log_sparsity: `"layers"` (default) adds `sparsity` (over all pruned
+            kernels) and `sparsity/<layer path>` to the epoch logs, so they
+            land in `fit`'s history and in TensorBoard; `"total"` only adds
+            `sparsity`; `None` adds nothing.
+        verbose: Print one line per pruning step. Defaults to `False`.
+
+    Attributes:
+        pruned: Paths of the kernels being pruned (after `fit` begins).
+        skipped: `(path, reason)` pairs for kernels left dense.
+
+    Example:
+
+    ```python
+    schedule = tfcompress.pruning.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=0.8, begin_step=0,
+        end_step=1000)
+    model.fit(x, y, epochs=5,
+              callbacks=[tfcompress.callbacks.MagnitudePruning(schedule)])
+    history.history["sparsity"]  # per epoch
+    ```
+    """
+
+    def __init__(
+        self,
+        schedule,
+        layers=None,
+        min_weights=0,
+        importance="magnitude",
+        importance_data=None,
+        importance_batches=4,
+        sparsity_m_by_n=None,
+        log_sparsity="layers",
+        verbose=False,
+    ):
+        super().__init__()
+        if isinstance(schedule, dict):
+            if not schedule:
+                raise ValueError(
+                    "`schedule` is an empty dict: map layer names to "
+                    "schedules, e.g. {'dense_1': ConstantSparsity(0.8, 0)}."
+                )
+            if layers is not None:
+                raise ValueError(
+                    "Pass `layers` only with a single schedule: with a dict "
+                    "`schedule`, its keys already choose the layers."
+                )
+            for key, value in schedule.items():
+                if not isinstance(key, str):
+                    raise ValueError(
+                        "The keys of a dict `schedule` must be layer names "
+                        f"or paths. Received key: {key!r}"
+                    )
+                _check_schedule(value, f"schedule[{key!r}]")
+        else:
+            _check_schedule(schedule, "schedule")
+        if (
+            isinstance(min_weights, bool)
+            or not isinstance(min_weights, numbers.Integral)
+            or min_weights < 0
+        ):
+            raise ValueError(
+                "`min_weights` must be an integer >= 0. "
+                f"Received: min_weights={min_weights!r}"
+            )
+        if importance not in mask_maths.IMPORTANCE_MEASURES:
+            raise ValueError(
+                "`importance` must be one of "
+                f"{mask_maths.IMPORTANCE_MEASURES}. "
+                f"Received: importance={importance!r}"
+            )
+        if importance == "taylor" and importance_data is None:
+            raise ValueError(
+                '`importance="taylor"` ranks weights by |w * dL/dw| and so '
+                "needs `importance_data`: (x, y) arrays or a dataset of "
+                "(x, y) batches to compute the loss gradient on."
+            )
+        if importance == "magnitude" and importance_data is not None:
+            raise ValueError(
+                '`importance_data` is only used with importance="taylor"; '
+                'magnitude pruning needs no data.'
+            )
+        if (
+            isinstance(importance_batches, bool)
+            or not isinstance(importance_batches, numbers.Integral)
+            or importance_batches < 1
+        ):
+            raise ValueError(
+                "`importance_batches` must be an integer >= 1. "
+                f"Received: importance_batches={importance_batches!r}"
+            )
+        if sparsity_m_by_n is not None:
+            sparsity_m_by_n = mask_maths.validate_m_by_n(sparsity_m_by_n)
+        if log_sparsity not in LOG_MODES:
+            raise ValueError(
+                f"`log_sparsity` must be one of {LOG_MODES}. "
+                f"Received: log_sparsity={log_sparsity!r}"
+            )
+        self.schedule = schedule
+        self.layers = layers
+        self.min_weights = int(min_weights)
+        self.importance = importance
+        self.importance_data = importance_data
+        self.importance_batches = int(importance_batches)
+        self.sparsity_m_by_n = sparsity_m_by_n
+        self.log_sparsity = log_sparsity
+        self.verbose = verbose
+        self.pruned = []
+        self.skipped = []
+        self._targets = []  # (PrunableWeight, schedule) pairs.
+        self._masks = {}  # path -> mask variable.
+        self._last_step = None
+
+    # -- Choosing the kernels -------------------------------------------
+
+    def _select(self):
+        if isinstance(self.schedule, dict):
+            weights, skipped = select_weights(
+                self.model, list(self.schedule), self.min_weights
+            )
+            targets = [
+                (w, self.schedule[_most_specific_key(self.schedule, w)])
+                for w in weights
+            ]
+        else:
+            weights, skipped = select_weights(
+                self.model, self.layers, self.min_weights
+            )
+            targets = [(w, self.schedule) for w in weights]
+        if self.sparsity_m_by_n is not None:
+            kept = []
+            for weight, schedule in targets:
+                if weight.input_channel_axis is None:
+                    skipped.append(
+                        (weight.path, "no input-channel axis for N:M")
+                    )
+                else:
+                    kept.append((weight, schedule))
+            targets = kept
+        if not targets:
+            raise ValueError(
+                "MagnitudePruning selected no kernel to prune. Skipped: "
+                + "; ".join(f"{p} ({r})" for p, r in skipped)
+            )
+        self._targets = targets
+        self.pruned = [w.path for w, _ in targets]
+        self.skipped = skipped
+
+    # -- Callback hooks -------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        if getattr(self.model, "optimizer", None) is None:
+            raise ValueError(
+                "MagnitudePruning counts steps with the model's optimizer: "
+                "call `model.compile(optimizer=...)` before `fit`."
+            )
+        if not self._targets:
+            self._select()
+        strategy = getattr(self.model, "distribute_strategy", None)
+        for weight, _ in self._targets:
+            if weight.path not in self._masks:
+                # Under the model's strategy, so that each replica's
+                # optimizer update reads a mask on its own device.
+                with strategy.scope() if strategy else contextlib.nullcontext():
+                    self._masks[weight.path] = keras.Variable(
+                        np.ones(weight.variable.shape, dtype="float32"),
+                        trainable=False,
+                        name="pruning_mask",
+                    )
+            variable = weight.variable
+            release_mask(variable)  # One left by an interrupted fit.
+            variable.constraint = _Masked(
+                self._masks[weight.path], variable.constraint
+            )
+        # The train function traces the constraints on its first call; a
+        # model that was fit before holds a function traced without them.
+        self.model.make_train_function(force=True)
+        # The step is read at the first batch: `BackupAndRestore` restores
+        # the optimizer in its own `on_train_begin`, possibly after this one.
+        self._last_step = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if self._last_step is None:
+            self._restore_masks(step)
+            self._last_step = step - 1
+        due = [
+            (weight, schedule)
+            for weight, schedule in self._targets
+            if _pruning_step_between(schedule, self._last_step, step)
+        ]
+        self._last_step = step
+        if due:
+            self._prune(due, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or self.log_sparsity is None:
+            return
+        by_layer = self.sparsity()
+        sizes = {w.path: w.size for w, _ in self._targets}
+        total_zeros = sum(by_layer[p] * sizes[p] for p in by_layer)
+        logs["sparsity"] = total_zeros / sum(sizes.values())
+        if self.log_sparsity == "layers":
+            for path, value in by_layer.items():
+                logs[f"sparsity/{path}"] = value
+
+    def on_train_end(self, logs=None):
+        # Release the masks: the model is left a plain model, its pruned
+        # weights exactly zero.
+        for weight, _ in self._targets:
+            release_mask(weight.variable)
+        self.model.make_train_function(force=True)
+
+    # -- Pruning --------------------------------------------------------
+
+    def sparsity(self):
+        """Fraction of zeros in each pruned kernel, `{path: sparsity}`."""
+        result = {}
+        for weight, _ in self._targets:
+            values = keras.ops.convert_to_numpy(weight.variable)
+            result[weight.path] = 1.0 - np.count_nonzero(values) / values.size
+        return result
+
+    def _restore_masks(self, step):
+        """Masks for a resumed run: the zeros of kernels already pruned."""
+        for weight, schedule in self._targets:
+            mask = self._masks[weight.path]
+            fresh = bool(np.all(keras.ops.convert_to_numpy(mask) == 1))
+            if fresh and step > schedule.begin_step:
+                values = keras.ops.convert_to_numpy(weight.variable)
+                mask.assign((values != 0).astype("float32"))
+
+    def _prune(self, due, step):
+        gradients = {}
+        if self.importance == "taylor":
+            gradients = self._loss_gradients([w for w, _ in due])
+        for weight, schedule in due:
+            values = keras.ops.convert_to_numpy(weight.variable)
+            current = keras.ops.convert_to_numpy(self._masks[weight.path])
+            scores = mask_maths.importance_scores(
+                values, gradients.get(weight.path)
+            )
+            if self.sparsity_m_by_n is not None:
+                mask = mask_maths.m_by_n_mask(
+                    scores,
+                    self.sparsity_m_by_n,
+                    weight.input_channel_axis,
+                    current,
+                )
+            else:
+                mask = mask_maths.magnitude_mask(
+                    scores, schedule.sparsity_at(step), current
+                )
+            self._masks[weight.path].assign(mask)
+            weight.variable.assign(values * mask)
+        if self.verbose:
+            sparsity = self.sparsity()
+            mean = np.mean([sparsity[w.path] for w, _ in due])
+            print(
+                f"MagnitudePruning: step {step}, pruned {len(due)} kernels, "
+                f"mean sparsity {mean:.3f}"
+            )
+
+    def _importance_batches(self):
+        data = self.importance_data
+        if isinstance(data, tuple) and len(data) == 2:
+            x, y = data
+            if isinstance(x, np.ndarray) or hasattr(x, "shape"):
+                size = 128
+                for start in range(0, len(x), size):
+                    yield x[start : start + size], y[start : start + size]
+                return
+        yield from data
+
+    def _loss_gradients(self, weights):
+        """Sums of `dL/dw` over `importance_batches` batches, per kernel."""
+        variables = [w.variable for w in weights]
+        totals = [np.zeros(v.shape) for v in variables]
+        count = 0
+        for batch in self._importance_batches():
+            if count == self.importance_batches:
+                break
+            x, y = batch[0], batch[1]
+            with tf.GradientTape() as tape:
+                y_pred = self.model(x, training=False)
+                loss = self.model.compute_loss(
+                    x=x, y=y, y_pred=y_pred, training=False
+                )
+            grads = tape.gradient(loss, variables)
+            for total, grad in zip(totals, grads):
+                if grad is not None:
+                    total += keras.ops.convert_to_numpy(grad)
+            count += 1
+        if count == 0:
+            raise ValueError(
+                "`importance_data` yielded no batch; pass (x, y) arrays or "
+                "a non-empty dataset of (x, y) batches."
+            )
+        return {w.path: t for w, t in zip(weights, totals)}
+
+
+def release_mask(variable):
+    """Gives `variable` back its own constraint if a pruning mask is on it."""
+    if isinstance(variable.constraint, _Masked):
+        variable.constraint = variable.constraint.inner
+
+
+def _check_schedule(schedule, name):
+    if not isinstance(schedule, PruningSchedule):
+        raise ValueError(
+            f"`{name}` must be a PruningSchedule such as "
+            "tfcompress.pruning.ConstantSparsity(0.8, begin_step=0) or "
+            f"PolynomialDecay(...). Received: {schedule!r}"
+        )
+
+
+def _most_specific_key(schedule_dict, weight):
+    keys = [k for k in schedule_dict if selects(k, weight)]
+    return max(keys, key=len)
+
+
+def _pruning_step_between(schedule, after, upto):
+    """Whether the schedule prunes at a step in `(after, upto]`.
+
+    One step per batch normally; several when `steps_per_execution > 1`
+    runs several steps between two callbacks.
+    """
+    return any(
+        schedule.should_prune(step) for step in range(after + 1, upto + 1)
+    )
