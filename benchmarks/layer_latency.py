@@ -13,7 +13,6 @@ Writes benchmarks/results/layer_latency.md and .json.
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 
@@ -24,7 +23,7 @@ import numpy as np  # noqa: E402
 
 import tfcompress  # noqa: E402
 from tfcompress import layers  # noqa: E402
-from tfcompress.export import benchmark_tflite  # noqa: E402
+from tfcompress.export import compare_latency  # noqa: E402
 
 
 def conv_bn_relu(filters, kernel_size):
@@ -92,18 +91,6 @@ def one_layer_model(input_shape, layer):
     return keras.Model(inputs, layer(inputs))
 
 
-def interleaved_median_ms(paths, runs, threads, rounds):
-    """Median over rounds of each file's median latency, files alternating."""
-    medians = {path: [] for path in paths}
-    for _ in range(rounds):
-        for path in paths:
-            result = benchmark_tflite(
-                path, num_runs=runs, warmup_runs=10, num_threads=threads
-            )
-            medians[path].append(result.median_ms)
-    return {path: statistics.median(values) for path, values in medians.items()}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads (default 1)")
@@ -139,7 +126,7 @@ def main(argv=None):
                     )
                     row[f"{kind}_{quantization}_bytes"] = export.size_bytes
                     paths[(kind, quantization)] = path
-            latency = interleaved_median_ms(list(paths.values()), args.runs, args.threads, args.rounds)
+            latency = compare_latency(list(paths.values()), args.runs, args.rounds, args.threads)
             for (kind, quantization), path in paths.items():
                 row[f"{kind}_{quantization}_ms"] = latency[path]
             row["macs_ratio"] = row["efficient_macs"] / row["standard_macs"]

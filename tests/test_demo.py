@@ -9,10 +9,12 @@ def test_demo_trains_exports_and_reports(tmp_path):
     rows = run_demo(
         epochs=8, output_dir=tmp_path, benchmark_runs=5, log=lines.append
     )
-    float_row, int8_row = rows
-    assert [r.name for r in rows] == ["float32", "int8 (PTQ)"]
+    float_row, int8_row, pruned_row = rows
+    assert [r.name for r in rows] == [
+        "float32", "int8 (PTQ)", "int8, 80% pruned"
+    ]
     assert (tmp_path / "model.keras").is_file()
-    assert (tmp_path / "model_none.tflite").stat().st_size == (
+    assert (tmp_path / "model_float32.tflite").stat().st_size == (
         float_row.tflite_bytes
     )
     assert (tmp_path / "model_int8.tflite").stat().st_size == (
@@ -30,6 +32,13 @@ def test_demo_trains_exports_and_reports(tmp_path):
     assert abs(float_row.litert_accuracy - float_row.keras_accuracy) < 0.01
     assert int8_row.top1_agreement > 0.9
     assert all(np.isfinite(r.latency_ms) and r.latency_ms > 0 for r in rows)
+    # The pruned file is as large, but its zeros compress: gzipped it is
+    # well under the dense int8 file, and it still classifies.
+    assert pruned_row.tflite_bytes <= int8_row.tflite_bytes
+    assert pruned_row.gzipped_bytes < 0.75 * int8_row.gzipped_bytes
+    assert pruned_row.keras_accuracy > 0.8
+    assert pruned_row.top1_agreement > 0.9
+    assert any("sparsity 80.0%" in line for line in lines)
     table = lines[-2]
     assert table == format_table(rows)
     assert "int8 (PTQ)" in table and "median latency" in table

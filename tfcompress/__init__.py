@@ -5,7 +5,12 @@ Subpackages:
 - `tfcompress.analysis`: `profile()`, per-layer parameters, MACs and bytes.
 - `tfcompress.export`: `to_tflite()` and the LiteRT runner, evaluation and
   benchmark.
-- `tfcompress.pruning`: pruning schedules (tfmot's numbers, Keras 3).
+- `tfcompress.pruning`: magnitude and N:M pruning (with
+  `tfcompress.callbacks.MagnitudePruning`), structured channel pruning,
+  sensitivity analysis.
+- `tfcompress.decomposition`: SVD, CP and Tucker-2 decomposition of trained
+  layers.
+- `tfcompress.callbacks`: callbacks for `model.fit`.
 - `tfcompress.models`, `tfcompress.datasets`: reference models and bundled
   data for examples, tests and benchmarks.
 """
@@ -13,6 +18,7 @@ Subpackages:
 from tfcompress import analysis
 from tfcompress import callbacks
 from tfcompress import datasets
+from tfcompress import decomposition
 from tfcompress import export
 from tfcompress import layers
 from tfcompress import models
@@ -26,6 +32,7 @@ __all__ = [
     "analysis",
     "callbacks",
     "datasets",
+    "decomposition",
     "export",
     "layers",
     "models",

@@ -527,3 +527,23 @@ def test_tfcompress_layers_are_profiled_through_their_sublayers():
     shuffle_row = _row(report, "shuffle/channel_shuffle")
     assert shuffle_row.macs == 0
     assert "channel shuffle" in shuffle_row.note
+
+
+def test_group_rows_show_the_settings_that_set_their_cost():
+    import tfcompress.layers as L
+
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 4)),
+            L.CPConv2D(8, 3, rank=3),
+            L.Tucker2Conv2D(8, 3, ranks=(2, 3)),
+            L.InvertedResidual(8, expansion=2),
+            keras.layers.Flatten(),
+            L.LowRankDense(10, rank=2),
+        ]
+    )
+    notes = {row.layer_type: row.note for row in profile(model).rows}
+    assert notes["CPConv2D"] == "rank 3"
+    assert notes["Tucker2Conv2D"] == "ranks (2, 3)"
+    assert notes["InvertedResidual"] == "expansion 2"
+    assert notes["LowRankDense"] == "rank 2"

@@ -59,3 +59,27 @@ def test_invalid_arguments(conv_float, argument, value):
         ValueError, match=rf"`{argument}`.*Received: {argument}={value}"
     ):
         benchmark_tflite(conv_float.path, **{argument: value})
+
+
+def test_compare_latency_ranks_a_bigger_model_slower(tmp_path):
+    import keras
+
+    from tfcompress.export import compare_latency
+    from tfcompress.export import to_tflite
+
+    paths = []
+    for filters in (4, 256):
+        model = keras.Sequential(
+            [keras.Input((32, 32, 8)), keras.layers.Conv2D(filters, 3)]
+        )
+        path = str(tmp_path / f"conv{filters}.tflite")
+        to_tflite(model, path)
+        paths.append(path)
+    medians = compare_latency(paths, num_runs=20, rounds=2)
+    assert list(medians) == paths
+    # 64x the MACs: the ranking survives any machine noise.
+    assert medians[paths[1]] > 4 * medians[paths[0]]
+    with pytest.raises(ValueError, match="empty"):
+        compare_latency([])
+    with pytest.raises(ValueError, match="rounds"):
+        compare_latency(paths, rounds=0)

@@ -27,6 +27,9 @@ CASES = {
     "channel_shuffle": lambda: L.ChannelShuffle(4),
     "shuffle_conv": lambda: L.ShuffleConv2D(32, groups=4, activation="relu"),
     "cp_conv": lambda: L.CPConv2D(24, 3, rank=6, padding="same"),
+    "tucker2_conv": lambda: L.Tucker2Conv2D(
+        24, 3, ranks=(8, 12), strides=2, padding="same", activation="relu"
+    ),
     "low_rank_dense": lambda: L.LowRankDense(32, rank=8, activation="relu"),
     "partial_conv": lambda: L.PartialConv2D(n_div=4),
 }

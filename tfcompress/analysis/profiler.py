@@ -534,7 +534,7 @@ class _Walk:
             child_heads.append(child_rows[0])
             rows.extend(child_rows)
             unknown += child_unknown + (child_rows[0].macs is None)
-        notes = []
+        notes = _settings(layer)
         if own.params:
             self.unknown_macs.append(path)
             unknown += 1
@@ -721,3 +721,19 @@ def _human(number, unit=""):
         if abs(number) >= threshold:
             return f"{number / threshold:.3g} {prefix}{unit}"
     return f"{number} {unit}".rstrip()
+
+
+# Settings of composite layers that decide their cost, shown in the note of
+# their group row (e.g. a decomposed layer's rank).
+_SETTINGS = ("rank", "ranks", "expansion", "groups", "n_div")
+
+
+def _settings(layer):
+    notes = []
+    for name in _SETTINGS:
+        value = getattr(layer, name, None)
+        if isinstance(value, (int, float, tuple)) and not isinstance(
+            value, bool
+        ):
+            notes.append(f"{name} {value}")
+    return notes

@@ -113,6 +113,45 @@ def benchmark_tflite(
     )
 
 
+def compare_latency(paths, num_runs=200, rounds=3, num_threads=1):
+    """Median latencies of several `.tflite` files, measured side by side.
+
+    The files take turns: each round benchmarks every file once, and a
+    file's figure is the median over rounds of its per-round medians. Noise
+    from other work on a shared machine then hits all files alike, so the
+    ratios between them hold even when absolute times drift.
+
+    Args:
+        paths: `.tflite` paths (at least one).
+        num_runs: Timed runs per file and round. Defaults to `200`.
+        rounds: Rounds, an integer >= 1. Defaults to `3`.
+        num_threads: Interpreter threads. Defaults to `1`.
+
+    Returns:
+        A dict `{path: median_ms}`, in the order of `paths`.
+
+    Example:
+
+    ```python
+    ms = compare_latency(["dense.tflite", "pruned.tflite"])
+    print(ms["pruned.tflite"] / ms["dense.tflite"])  # latency ratio
+    ```
+    """
+    paths = list(paths)
+    if not paths:
+        raise ValueError("`paths` is empty: pass one or more .tflite paths.")
+    integer_at_least("rounds", rounds, minimum=1)
+    medians = {path: [] for path in paths}
+    for _ in range(rounds):
+        for path in paths:
+            result = benchmark_tflite(
+                path, num_runs=num_runs, warmup_runs=10,
+                num_threads=num_threads,
+            )
+            medians[path].append(result.median_ms)
+    return {path: float(np.median(values)) for path, values in medians.items()}
+
+
 def _input_shape(detail, batch_size):
     signature = [int(d) for d in detail["shape_signature"]]
     if not signature:

@@ -15,6 +15,7 @@ from tfcompress.layers.inverted_residual import InvertedResidual
 from tfcompress.layers.low_rank_dense import LowRankDense
 from tfcompress.layers.partial_conv2d import PartialConv2D
 from tfcompress.layers.shuffle_conv2d import ShuffleConv2D
+from tfcompress.layers.tucker2_conv2d import Tucker2Conv2D
 
 __all__ = [
     "ChannelShuffle",
@@ -24,4 +25,5 @@ __all__ = [
     "LowRankDense",
     "PartialConv2D",
     "ShuffleConv2D",
+    "Tucker2Conv2D",
 ]

@@ -1,0 +1,276 @@
+"""`decompose` on a trained digits CNN: the report's numbers, the new
+model's life cycle (save, load, fit, int8 export), targets and errors."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tfcompress.analysis import profile
+from tfcompress.decomposition import decompose
+from tfcompress.export import LiteRTModel
+from tfcompress.export import to_tflite
+from tfcompress.layers import CPConv2D
+from tfcompress.layers import LowRankDense
+from tfcompress.layers import Tucker2Conv2D
+
+from .conftest import build_cnn
+from .conftest import compile_for_digits
+
+METHODS = {"conv2": "cp", "conv3": "tucker2", "dense": "svd"}
+RANKS = {"conv2": 12, "conv3": (8, 12), "dense": 16}
+
+
+@pytest.fixture(scope="module")
+def decomposed(trained_cnn, digits):
+    """The trained CNN with one layer per method, errors measured on data."""
+    return decompose(trained_cnn, METHODS, rank=RANKS, data=digits[0], verbose=False)
+
+
+def test_layers_are_replaced_and_the_rest_copied(trained_cnn, decomposed):
+    new_model, _ = decomposed
+    assert isinstance(new_model, keras.Sequential) and new_model.name == "cnn"
+    types = {layer.name: type(layer) for layer in new_model.layers}
+    assert types["conv2"] is CPConv2D and types["conv3"] is Tucker2Conv2D
+    assert types["dense"] is LowRankDense
+    assert new_model.get_layer("conv2").rank == 12
+    assert new_model.get_layer("conv3").ranks == (8, 12)
+    for name in ("conv1", "logits"):
+        for new, old in zip(new_model.get_layer(name).weights, trained_cnn.get_layer(name).weights):
+            assert new is not old
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(new), keras.ops.convert_to_numpy(old))
+
+
+def test_report_macs_match_profile_and_the_formulas(trained_cnn, decomposed):
+    new_model, report = decomposed
+    before, after = profile(trained_cnn), profile(new_model)
+    assert (report.macs_before, report.macs_after) == (before.macs, after.macs)
+    assert (report.params_before, report.params_after) == (before.params, after.params)
+    assert report.macs_ratio == pytest.approx(after.macs / before.macs)
+    rows = {row.name: row for row in report.layers}
+    # conv2: 8x8x16 -> 4x4x32 (stride 2), CP rank 12: 1x1 at 8x8, 3x1 depthwise
+    # on 4x8 positions, 1x3 depthwise on 4x4, 1x1 to 32 channels.
+    assert rows["conv2"].macs_before == 4 * 4 * 9 * 16 * 32
+    assert rows["conv2"].macs_after == 12 * (8 * 8 * 16 + 4 * 8 * 3 + 4 * 4 * 3 + 4 * 4 * 32)
+    # conv3: 4x4x32 -> 2x2x32 ("valid"), Tucker-2 ranks (8, 12).
+    assert rows["conv3"].macs_before == 2 * 2 * 9 * 32 * 32
+    assert rows["conv3"].macs_after == 4 * 4 * 32 * 8 + 2 * 2 * 9 * 8 * 12 + 2 * 2 * 12 * 32
+    # dense: 128 -> 64, SVD rank 16.
+    assert rows["dense"].macs_before == 128 * 64
+    assert rows["dense"].macs_after == (128 + 64) * 16
+    untouched = before.macs - sum(row.macs_before for row in report.layers)
+    assert report.macs_after == untouched + sum(row.macs_after for row in report.layers)
+    assert rows["dense"].params_after == (128 + 64) * 16 + 64
+    assert report.macs_ratio < 0.4
+
+
+def test_output_errors_are_measured_on_the_data(trained_cnn, decomposed, digits):
+    new_model, report = decomposed
+    x = digits[0][:256]
+    for row in report.layers:
+        old_layer, new_layer = trained_cnn.get_layer(row.name), new_model.get_layer(row.name)
+        inputs = keras.Model(trained_cnn.inputs[0], old_layer.input)(x)
+        old = keras.ops.convert_to_numpy(old_layer(inputs))
+        new = keras.ops.convert_to_numpy(new_layer(inputs))
+        expected = np.linalg.norm(new - old) / np.linalg.norm(old)
+        assert row.output_error == pytest.approx(expected, rel=1e-3), row.name
+        assert 0 < row.output_error < 0.5 and 0 < row.kernel_error < 1
+    assert report.probe == "data"
+
+
+def test_report_renders_and_serializes(decomposed):
+    _, report = decomposed
+    text = str(report)
+    for expected in ("conv2", "cp", "(8, 12)", "Tucker2Conv2D", "MACs:", "ratio"):
+        assert expected in text
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["layers"][1]["rank"] == [8, 12]
+    assert data["macs_ratio"] == pytest.approx(report.macs_ratio)
+
+
+def test_profile_shows_the_ranks(decomposed):
+    new_model, _ = decomposed
+    rows = {row.name: row for row in profile(new_model).rows}
+    assert rows["conv2"].layer_type == "CPConv2D"
+    assert rows["conv2/input_projection"].output_shape[-1] == 12
+    assert rows["conv3/input_projection"].output_shape[-1] == 8
+    assert rows["conv3/core"].output_shape[-1] == 12
+    assert rows["dense/u"].output_shape[-1] == 16
+
+
+def test_save_load_fine_tune_and_int8_export(decomposed, digits, tmp_path):
+    new_model, _ = decomposed
+    x_train, y_train, x_test, y_test = digits
+    path = tmp_path / "decomposed.keras"
+    new_model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(loaded.predict(x_test, verbose=0), new_model.predict(x_test, verbose=0))
+    assert loaded.get_layer("conv3").get_config() == new_model.get_layer("conv3").get_config()
+
+    # Fine-tune the loaded copy, so the shared fixture stays as decomposed.
+    # MACs down to a third cost accuracy (0.95 -> 0.83 here); two epochs
+    # win it back.
+    before = np.mean(loaded.predict(x_test, verbose=0).argmax(1) == y_test)
+    compile_for_digits(loaded, learning_rate=1e-3)
+    history = loaded.fit(x_train, y_train, epochs=2, batch_size=64, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    after = np.mean(loaded.predict(x_test, verbose=0).argmax(1) == y_test)
+    assert before > 0.7 and after > max(before, 0.9), (before, after)
+
+    tflite_path = tmp_path / "decomposed_int8.tflite"
+    to_tflite(loaded, tflite_path, quantization="int8", representative_data=x_train[:100])
+    litert = LiteRTModel(tflite_path).predict(x_test)
+    agreement = np.mean(litert.argmax(1) == loaded.predict(x_test, verbose=0).argmax(1))
+    assert agreement >= 0.95, agreement
+
+
+def test_keras_int8_quantization_of_the_low_rank_dense(trained_cnn, digits):
+    new_model, _ = decompose(trained_cnn, "svd", rank=16, layers=["dense"], verbose=False)
+    x_test = digits[2]
+    float_top1 = new_model.predict(x_test, verbose=0).argmax(1)
+    new_model.quantize("int8", filters=lambda layer: isinstance(layer, keras.layers.Dense))
+    assert new_model.get_layer("dense").u.quantization_mode == "int8"
+    agreement = np.mean(new_model.predict(x_test, verbose=0).argmax(1) == float_top1)
+    assert agreement >= 0.95, agreement
+
+
+@pytest.mark.parametrize("method", ["cp", "tucker2"])
+def test_target_macs_ratio(trained_cnn, method):
+    new_model, report = decompose(trained_cnn, method, target_macs_ratio=0.5, verbose=False)
+    ratio = profile(new_model).macs / profile(trained_cnn).macs
+    assert report.macs_ratio == pytest.approx(ratio)
+    # At most the target, and not far below it: the largest ranks that fit.
+    assert 0.4 < ratio <= 0.5, ratio
+    assert {row.name for row in report.layers} <= {"conv1", "conv2", "conv3"}
+    assert "conv2" in {row.name for row in report.layers}
+
+
+def test_unreachable_target_is_an_error(trained_cnn):
+    # The Dense layers are under 10% of the MACs: SVD cannot halve them.
+    with pytest.raises(ValueError, match=r"`target_macs_ratio` 0.5 is not reachable: .* keeps 0\.9"):
+        decompose(trained_cnn, "svd", target_macs_ratio=0.5, verbose=False)
+
+
+def test_input_model_is_never_modified(trained_cnn, digits):
+    x = digits[2][:32]
+    weights = [w.copy() for w in trained_cnn.get_weights()]
+    outputs = trained_cnn.predict(x, verbose=0)
+    layers = [(layer.name, type(layer)) for layer in trained_cnn.layers]
+    new_model, _ = decompose(trained_cnn, "tucker2", rank=4, data=x, verbose=False)
+    # No variable is shared: overwriting the new model's leaves the old.
+    for variable in new_model.weights:
+        variable.assign(np.zeros(variable.shape))
+    assert [(layer.name, type(layer)) for layer in trained_cnn.layers] == layers
+    for before, after in zip(weights, trained_cnn.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(trained_cnn.predict(x, verbose=0), outputs)
+
+
+def test_layers_that_would_not_save_macs_are_skipped_and_reported(trained_cnn):
+    # logits is 64 -> 10: rank 9 costs (64 + 10) * 9 = 666 > 640 MACs.
+    new_model, report = decompose(trained_cnn, "svd", rank=9, verbose=False)
+    assert [row.name for row in report.layers] == ["dense"]
+    (skipped,) = report.skipped
+    assert skipped.name == "logits"
+    assert "666 MACs, not fewer than the original's 640" in skipped.reason
+    assert type(new_model.get_layer("logits")) is keras.layers.Dense
+    assert "Skipped logits" in str(report)
+
+
+def test_rank_above_a_layers_full_rank_skips_it_unless_named(trained_cnn):
+    # logits has full rank 10; dense (128 -> 64) has 64.
+    _, report = decompose(trained_cnn, "svd", rank=12, verbose=False)
+    assert [row.name for row in report.layers] == ["dense"]
+    assert report.skipped[0].reason == "rank 12 exceeds the full rank 10"
+    with pytest.raises(
+        ValueError,
+        match=r"`rank` of layer 'logits' must be at most its full rank 10 for 'svd'. Received: rank=12",
+    ):
+        decompose(trained_cnn, "svd", rank=12, layers=["logits"], verbose=False)
+
+
+def test_grouped_and_dilated_convs(digits):
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 8)),
+            keras.layers.Conv2D(16, 3, groups=4, name="grouped"),
+            keras.layers.Conv2D(16, 3, dilation_rate=2, name="dilated"),
+        ]
+    )
+    _, report = decompose(model, "cp", rank=2, verbose=False)
+    assert report.layers == []
+    assert [(row.name, row.reason.split(" (")[0]) for row in report.skipped] == [
+        ("grouped", "grouped convolution"),
+        ("dilated", "dilated convolution"),
+    ]
+    with pytest.raises(ValueError, match=r"Layer 'grouped' cannot be decomposed with 'cp': grouped convolution \(groups=4\)"):
+        decompose(model, "cp", rank=2, layers=["grouped"], verbose=False)
+    with pytest.raises(ValueError, match=r"Layer 'dilated' cannot be decomposed with 'tucker2': dilated convolution"):
+        decompose(model, "tucker2", rank=2, layers=["dilated"], verbose=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"rank": 0}, r"`rank` must be an integer >= 1. Received: rank=0"),
+        ({"rank": -3}, r"`rank` must be an integer >= 1. Received: rank=-3"),
+        ({"rank": 1.5}, r"`rank` must be a fraction of energy to keep, a float in \(0, 1\]. Received: rank=1.5"),
+        ({"rank": 65, "layers": ["dense"]}, r"`rank` of layer 'dense' must be at most its full rank 64"),
+        ({"rank": {"dense": 0}}, r"`rank\['dense'\]` must be an integer >= 1. Received: rank\['dense'\]=0"),
+        ({"rank": 4, "layers": ["nope"]}, r"Model 'cnn' has no layer named 'nope' .* can decompose: \['dense', 'logits'\]"),
+        ({"rank": {"nope": 4}}, r"Model 'cnn' has no layer named 'nope'"),
+        ({"rank": 4, "layers": ["conv1"]}, r"Method 'svd' decomposes Dense layers; layer 'conv1' is a Conv2D"),
+        ({"rank": 4, "layers": "dense"}, r"`layers` must be a list of layer names or a callable"),
+        ({"rank": {"dense": 4}, "layers": ["dense", "logits"]}, r"A dict `rank` must give a rank for each chosen layer"),
+        ({"rank": 4, "method": "pca"}, r"`method` must be one of 'svd', 'cp', 'tucker2'"),
+        ({"rank": 4.0, "method": "cp"}, r"CP needs an integer rank. Received: rank=4.0"),
+        ({"rank": (2, 3, 4), "method": "tucker2"}, r"or a pair \(r_in, r_out\) of them"),
+        ({}, r"Pass exactly one of `rank` and `target_macs_ratio`"),
+        ({"rank": 4, "target_macs_ratio": 0.5}, r"Pass exactly one of `rank` and `target_macs_ratio`"),
+        ({"target_macs_ratio": 1.5}, r"`target_macs_ratio` must be a float in \(0, 1\)"),
+        ({"method": {"conv2": "cp"}, "rank": 4, "layers": ["conv2"]}, r"A dict `method` already chooses the layers"),
+        ({"rank": {"dense": 4}, "layers": lambda layer: True}, r"A dict `rank` names its layers"),
+        ({"rank": 4, "init": "hosvd"}, r"`init` must be \"svd\" or \"random\". Received: init='hosvd'"),
+        ({"rank": 4, "n_iter_max": 0}, r"`n_iter_max` must be an integer >= 1. Received: n_iter_max=0"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(trained_cnn, kwargs, message):
+    kwargs = {"method": "svd", "verbose": False, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        decompose(trained_cnn, **kwargs)
+
+
+def test_subclassed_and_unbuilt_models_are_rejected():
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(4)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+    model = Subclassed()
+    model(np.zeros((1, 8), "float32"))
+    with pytest.raises(ValueError, match="needs a functional or Sequential model.*Received: model of type Subclassed"):
+        decompose(model, "svd", rank=2)
+    with pytest.raises(ValueError, match="must be built with known inputs"):
+        decompose(keras.Sequential([keras.layers.Dense(4)]), "svd", rank=2)
+    with pytest.raises(ValueError, match="`model` must be a functional or Sequential `keras.Model`"):
+        decompose(keras.layers.Dense(4), "svd", rank=2)
+
+
+def test_callable_layers_and_progress_lines(trained_cnn, capsys):
+    _, report = decompose(trained_cnn, "cp", rank=8, layers=lambda layer: layer.name != "conv1")
+    assert [row.name for row in report.layers] == ["conv2", "conv3"]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["conv2", "conv3"]
+    assert "cp rank 8, kernel error" in lines[0]
+
+
+def test_untrained_copy_of_the_architecture_decomposes_too():
+    # The decomposition does not rely on training: any built model works.
+    model = build_cnn()
+    new_model, report = decompose(model, "cp", rank=4, layers=["conv3"], verbose=False)
+    assert isinstance(new_model.get_layer("conv3"), CPConv2D)
+    assert report.probe == "random normal"
