@@ -5,26 +5,42 @@
 - Pruning during `fit`: `tfcompress.callbacks.MagnitudePruning`, then
   `strip` for a plain copy and a `SparsityReport`.
 - The mask maths on their own: `magnitude_mask`, `m_by_n_mask`.
+- Structured pruning that physically removes channels: `prune_channels`,
+  and `sensitivity_analysis` to see which layers tolerate it.
 """
 
+from tfcompress.pruning.channels import IMPORTANCE_CRITERIA
+from tfcompress.pruning.channels import ChannelPruningReport
+from tfcompress.pruning.channels import ChannelPruningRow
+from tfcompress.pruning.channels import prunable_channel_groups
+from tfcompress.pruning.channels import prune_channels
 from tfcompress.pruning.masks import m_by_n_mask
 from tfcompress.pruning.masks import magnitude_mask
 from tfcompress.pruning.schedules import ConstantSparsity
 from tfcompress.pruning.schedules import PolynomialDecay
 from tfcompress.pruning.schedules import PruningSchedule
+from tfcompress.pruning.sensitivity import SensitivityReport
+from tfcompress.pruning.sensitivity import sensitivity_analysis
 from tfcompress.pruning.sparsity_report import KernelSparsity
 from tfcompress.pruning.sparsity_report import SparsityReport
 from tfcompress.pruning.sparsity_report import sparsity_report
 from tfcompress.pruning.strip import strip
 
 __all__ = [
+    "IMPORTANCE_CRITERIA",
+    "ChannelPruningReport",
+    "ChannelPruningRow",
     "ConstantSparsity",
     "KernelSparsity",
     "PolynomialDecay",
     "PruningSchedule",
+    "SensitivityReport",
     "SparsityReport",
     "m_by_n_mask",
     "magnitude_mask",
+    "prunable_channel_groups",
+    "prune_channels",
+    "sensitivity_analysis",
     "sparsity_report",
     "strip",
 ]

@@ -1,0 +1,350 @@
+"""Structured pruning: a new, physically smaller model with fewer channels.
+
+`prune_channels(model, sparsity)` ranks the output channels (the filters of
+a convolution, the units of a `Dense`) of every prunable layer, removes the
+least important ones and returns a new Keras model whose layers are
+narrower: unlike weight (unstructured) pruning, this saves MACs, memory and
+latency on any hardware, with no sparse kernels.
+
+Removing a channel touches more than its producer. The work happens in three
+steps:
+
+1. Trace. Every tensor of the graph gets a channel map: for each position of
+   its last axis, which channel of which *channel set* it carries. A
+   producer (`Conv2D`, `Dense`, ...) makes a new channel set; element-wise
+   layers (activations, batch normalization, pooling, padding, a depthwise
+   convolution) pass the map on; `Concatenate` joins maps; `Flatten` repeats
+   the map at every spatial position; an element-wise merge (`Add`,
+   `Multiply`, ...) ties the channel sets of its inputs into one group, which
+   is pruned as one. A layer that the trace cannot see through (`Reshape`,
+   an unknown layer) is a barrier: the channel sets that reach it are left
+   alone, and so are those that reach a model output.
+2. Decide. Each group keeps `max(min_channels, C - floor(sparsity * C))`
+   channels, rounded up to a multiple of `round_to`: those of highest
+   importance.
+3. Rebuild. The model is cloned with the new layer sizes, and every weight
+   of the new model is the slice of the old one at the kept channels: a
+   producer's output axis, a consumer's input axis, batch normalization
+   statistics.
+"""
+
+import numbers
+import re
+
+import keras
+
+from tfcompress import argument_validation
+from tfcompress.pruning.channel_graph import Trace
+from tfcompress.pruning.channel_importance import IMPORTANCE_CRITERIA
+from tfcompress.pruning.channel_importance import importance_scores
+from tfcompress.pruning.channel_plan import Plan
+from tfcompress.pruning.channel_rebuild import rebuild
+from tfcompress.pruning.channel_report import ChannelPruningReport
+from tfcompress.pruning.channel_report import ChannelPruningRow
+from tfcompress.pruning.channel_report import make_report
+
+__all__ = [
+    "IMPORTANCE_CRITERIA",
+    "ChannelPruningReport",
+    "ChannelPruningRow",
+    "prunable_channel_groups",
+    "prune_channels",
+]
+
+
+def prune_channels(
+    model,
+    sparsity,
+    importance="l1",
+    data=None,
+    layers=None,
+    min_channels=1,
+    round_to=1,
+):
+    """Removes the least important channels of a model's layers.
+
+    Returns a new model in which every prunable layer has fewer output
+    channels (filters, units), and every layer that reads them fewer input
+    channels; the weights of the kept channels are copied exactly, so the
+    new model computes what the input model computes with the removed
+    channels' contributions dropped. Fine-tune it for a few epochs to
+    recover the accuracy. The input model is not modified.
+
+    Prunable: the output channels of `Conv1D`, `Conv2D`, `Conv3D` (not
+    grouped), `SeparableConv1D`, `SeparableConv2D`, `Dense`, and of
+    tfcompress's `DepthwiseSeparableConv2D`, `InvertedResidual` (its hidden
+    channels, named `"<block>/expand"`, the main saving in a MobileNetV2,
+    and its output channels, `"<block>/project"`), `CPConv2D` and
+    `LowRankDense`. Channels flow through batch normalization, depthwise
+    convolutions (any `depth_multiplier`), activations, dropout, pooling,
+    padding, cropping, upsampling, `Concatenate` and `Flatten` (the
+    following layer loses its rows at every spatial position). `Add`,
+    `Subtract`, `Multiply`, `Maximum`, `Minimum` and `Average` make their
+    inputs share channels: their producers are pruned as one group, ranked
+    by their summed importance (a residual `InvertedResidual` ties its input
+    and output the same way).
+
+    Left alone, and said so in the report: the layers whose channels reach a
+    model output (they are the model's outputs), reach the model input
+    through a residual connection, or reach a layer the trace cannot see
+    through (`Reshape`, `Permute`, `LayerNormalization`, softmax, nested
+    models, shared layers, grouped convolutions, `ShuffleConv2D`,
+    `ChannelShuffle`, `PartialConv2D`, unknown custom layers). So is a
+    stride-1 `InvertedResidual` without a residual add whose output would
+    keep as many channels as its input: the rebuilt block would add them.
+
+    Args:
+        model: A `Sequential` or functional `keras.Model`, built.
+        sparsity: Fraction of the channels to remove, a float in `[0, 1)`
+            applied to every prunable layer, or a `dict` mapping layer
+            names to such floats (only those layers are pruned). An
+            `InvertedResidual`'s name covers its hidden and output channels;
+            `"<block>/expand"` and `"<block>/project"` name one of them.
+            Layers pruned as one group use the largest sparsity given to
+            any of them.
+        importance: How channels are ranked. One of:
+            - `"l1"`: the L1 norm of the channel's filter weights (Li et al.
+              2017). Defaults to this.
+            - `"l2"`: their L2 norm.
+            - `"bn_gamma"`: `|gamma|` of the `BatchNormalization` right
+              after the layer (network slimming, Liu et al. 2017).
+            - `"taylor"`: first-order Taylor expansion of the loss (Molchanov
+              et al. 2019): `(sum of w * dL/dw over the channel's filter
+              weights and bias)^2`, computed per batch of `data` and summed
+              over batches. Uses the model's compiled loss (and any
+              regularization losses), in inference mode.
+        data: Examples for `importance="taylor"` (rejected otherwise):
+            a tuple `(x, y)` of arrays, or a `tf.data.Dataset` (or any
+            iterable) of `(x, y)` batches. Defaults to `None`.
+        layers: Which layers to prune: `None` (all), a list of layer names,
+            a regular expression searched in the layer names, or a callable
+            that takes a layer and returns a bool. Selecting one layer of a
+            group prunes the whole group. Defaults to `None`.
+        min_channels: Integer >= 1, the fewest channels a layer keeps.
+            Defaults to `1`.
+        round_to: Integer >= 1: the number of kept channels is rounded up
+            to a multiple of it (hardware prefers multiples of 4 or 8),
+            never above the original count. Defaults to `1`.
+
+    Returns:
+        A tuple `(pruned_model, report)`: a new `keras.Model` of the same
+        kind and a `ChannelPruningReport`. If the input model is compiled,
+        the new one is compiled from its compile configuration (a fresh
+        optimizer); when that configuration cannot be deserialized (an
+        unregistered custom loss), a warning says so and the new model is
+        left uncompiled.
+
+    Raises:
+        ValueError: If the model is not a built `Sequential` or functional
+            model, or an argument is invalid (the message says which and
+            what is accepted), or the importance criterion cannot be
+            computed for a layer being pruned.
+
+    Example:
+
+    >>> model = keras.Sequential([
+    ...     keras.Input((8, 8, 3)),
+    ...     keras.layers.Conv2D(16, 3, name="conv"),
+    ...     keras.layers.BatchNormalization(name="bn"),
+    ...     keras.layers.GlobalAveragePooling2D(),
+    ...     keras.layers.Dense(10, name="logits"),
+    ... ])
+    >>> pruned, report = prune_channels(model, sparsity=0.5)
+    >>> pruned.get_layer("conv").filters
+    8
+    >>> tuple(pruned.get_layer("logits").kernel.shape)
+    (8, 10)
+    >>> report.row("logits").status  # its units are the model's outputs
+    'left alone'
+    >>> report.macs_after < report.macs_before
+    True
+
+    Print `report` for a table of channels before and after, per layer;
+    then fine-tune `pruned` for a few epochs.
+    """
+    _check_model(model)
+    if importance not in IMPORTANCE_CRITERIA:
+        raise ValueError(
+            "`importance` must be one of "
+            f"{', '.join(repr(c) for c in IMPORTANCE_CRITERIA)}. "
+            f"Received: importance={importance!r}"
+        )
+    min_channels = argument_validation.positive_int(
+        "min_channels", min_channels
+    )
+    round_to = argument_validation.positive_int("round_to", round_to)
+    if importance == "taylor":
+        _check_taylor_arguments(model, data)
+    elif data is not None:
+        raise ValueError(
+            "`data` is only used by importance='taylor'. Received: "
+            f"importance={importance!r} and data of type "
+            f"{type(data).__name__}"
+        )
+    if not isinstance(sparsity, dict):
+        _check_sparsity("sparsity", sparsity)
+
+    trace = Trace(model)
+    is_selected = _selector(layers, trace)
+    sparsity_of = _sparsity_per_unit(sparsity, trace)
+    plan = Plan(trace, min_channels, round_to)
+    plan.choose_counts(
+        {
+            unit: sparsity_of(unit)
+            for unit in trace.units
+            if is_selected(unit) and sparsity_of(unit) is not None
+        }
+    )
+    scores = importance_scores(
+        importance, model, plan.groups_to_prune(), data
+    )
+    plan.choose_channels(scores)
+
+    pruned = rebuild(model, trace, plan)
+    report = make_report(model, pruned, trace, plan, importance)
+    return pruned, report
+
+
+def prunable_channel_groups(model, layers=None):
+    """Lists the channel groups that `prune_channels` can prune.
+
+    Each group is a tuple of row names (see `ChannelPruningRow.name`) whose
+    channels are pruned as one, e.g. `("separable", "block1/project")` when
+    `block1` adds its input to its output. Groups that are left alone (a
+    model output, a barrier) are not listed.
+
+    Args:
+        model: A `Sequential` or functional `keras.Model`, built.
+        layers: Which layers to consider, as in `prune_channels`. Defaults
+            to `None` (all).
+
+    Returns:
+        A list of tuples of names, in model order.
+
+    Example:
+
+    >>> from tfcompress.models import small_mobilenet_v2
+    >>> model = small_mobilenet_v2((8, 8, 1), num_classes=10)
+    >>> prunable_channel_groups(model)[:3]
+    [('stem',), ('separable', 'block1/project'), ('block1/expand',)]
+    """
+    _check_model(model)
+    trace = Trace(model)
+    is_selected = _selector(layers, trace)
+    plan = Plan(trace, min_channels=1, round_to=1)
+    groups = []
+    for root, members in plan.groups.items():
+        units = [s.unit for s in members if s.unit is not None]
+        if plan.frozen_reason(root) is None and any(map(is_selected, units)):
+            groups.append(tuple(unit.name for unit in units))
+    return groups
+
+
+# Argument checks.
+
+
+def _check_model(model):
+    if isinstance(model, keras.Sequential):
+        if getattr(model, "_functional", None) is None:
+            raise ValueError(
+                "prune_channels needs a built model: give the Sequential "
+                "model a `keras.Input` or call `model.build(input_shape)` "
+                f"first. Received: model={model.name!r} (not built)"
+            )
+        return
+    # A functional model is a graph of nodes; a subclassed model is Python
+    # code that pruning cannot read.
+    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
+        return
+    raise ValueError(
+        "prune_channels needs a Sequential or functional model; it reads "
+        "the layer graph to find which layers consume which channels, and a "
+        "subclassed model's `call()` hides it. Rebuild the model with "
+        "`keras.Model(inputs, outputs)` or `keras.Sequential`. Received: "
+        f"model of type {type(model).__name__}"
+    )
+
+
+def _check_sparsity(name, value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0 <= value < 1
+    ):
+        raise ValueError(
+            f"`{name}` must be a float in [0, 1), the fraction of channels "
+            f"to remove, or a dict {{layer_name: float}}. Received: "
+            f"{name}={value!r}"
+        )
+    return float(value)
+
+
+def _check_taylor_arguments(model, data):
+    if data is None:
+        raise ValueError(
+            "importance='taylor' ranks channels by the gradient of the loss "
+            "and needs examples: pass data=(x, y) or a dataset of (x, y) "
+            "batches. Received: data=None"
+        )
+    if not getattr(model, "compiled", False) or model.loss is None:
+        raise ValueError(
+            "importance='taylor' needs the model's loss: compile the model "
+            "first, e.g. model.compile(loss="
+            '"sparse_categorical_crossentropy"). Received: a model that is '
+            "not compiled with a loss"
+        )
+
+
+def _selector(layers, trace):
+    """Returns `is_selected(unit)` for the `layers` argument."""
+    if layers is None:
+        return lambda unit: True
+    if isinstance(layers, str):
+        try:
+            pattern = re.compile(layers)
+        except re.error as error:
+            raise ValueError(
+                "`layers` must be a list of layer names, a regular "
+                f"expression or a callable. {error}. Received: "
+                f"layers={layers!r}"
+            ) from None
+        return lambda unit: bool(
+            pattern.search(unit.name) or pattern.search(unit.layer.name)
+        )
+    if callable(layers):
+        return lambda unit: bool(layers(unit.layer))
+    if isinstance(layers, (list, tuple, set)) and all(
+        isinstance(name, str) for name in layers
+    ):
+        trace.check_names("layers", layers)
+        names = set(layers)
+        return lambda unit: unit.name in names or unit.layer.name in names
+    raise ValueError(
+        "`layers` must be None, a list of layer names, a regular expression "
+        "or a callable taking a layer. Received: "
+        f"layers={layers!r}"
+    )
+
+
+def _sparsity_per_unit(sparsity, trace):
+    """Returns `sparsity_of(unit)`: a float, or `None` (not to prune)."""
+    if not isinstance(sparsity, dict):
+        return lambda unit: sparsity
+    if not all(isinstance(name, str) for name in sparsity):
+        raise ValueError(
+            "The keys of a `sparsity` dict must be layer names (strings). "
+            f"Received: sparsity={sparsity!r}"
+        )
+    trace.check_names("sparsity", sparsity)
+    values = {
+        name: _check_sparsity(f"sparsity[{name!r}]", value)
+        for name, value in sparsity.items()
+    }
+
+    def sparsity_of(unit):
+        # A unit's own name ("block1/expand") wins over its layer's name.
+        if unit.name in values:
+            return values[unit.name]
+        return values.get(unit.layer.name)
+
+    return sparsity_of
