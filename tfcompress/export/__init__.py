@@ -4,6 +4,10 @@
   `"dynamic"`, `"int8"`), builtin ops only by default, atomically.
 - `LiteRTModel`: run a `.tflite` file like `model.predict`.
 - `evaluate_tflite`: top-1 accuracy through the LiteRT interpreter.
+- `verify`: run the Keras model and its file on the same inputs; top-1
+  agreement and output error in a `ParityReport`.
+- `inspect_tflite`: the ops of a file, their fused activations, tensor
+  dtypes, shapes, quantization and weight bytes, in a `TFLiteInspection`.
 - `benchmark_tflite`: median / p90 latency of `invoke()` on this CPU;
   `compare_latency`: several files measured side by side, for ratios.
 """
@@ -12,9 +16,13 @@ from tfcompress.export.benchmark import LatencyResult
 from tfcompress.export.benchmark import benchmark_tflite
 from tfcompress.export.benchmark import compare_latency
 from tfcompress.export.evaluation import evaluate_tflite
+from tfcompress.export.inspection import TFLiteInspection
+from tfcompress.export.inspection import inspect_tflite
 from tfcompress.export.interpreter import LiteRTModel
 from tfcompress.export.tflite import TFLiteExport
 from tfcompress.export.tflite import to_tflite
+from tfcompress.export.verification import ParityReport
+from tfcompress.export.verification import verify
 
 __all__ = [
     "to_tflite",
@@ -24,4 +32,8 @@ __all__ = [
     "benchmark_tflite",
     "compare_latency",
     "LatencyResult",
+    "verify",
+    "ParityReport",
+    "inspect_tflite",
+    "TFLiteInspection",
 ]
