@@ -12,7 +12,7 @@ when only that layer is pruned), as tables and plots.
 
     .venv/bin/python benchmarks/channel_pruning.py [--data-dir DIR] [--quick]
 
-Writes benchmarks/results/channel_pruning.md, .json and
+Writes benchmarks/results/channel_pruning_<model>.md, .json and
 channel_sensitivity_<model>.png.
 """
 
@@ -159,6 +159,7 @@ def markdown(rows, sensitivities, args):
     lines = [
         "# Structured channel pruning on Fashion-MNIST",
         "",
+        f"Training images: {args.train_limit or 60000:,}. "
         f"Dense models trained {args.epochs} epochs; `prune_channels` "
         "(L1 importance) on the trained model, then "
         f"{args.finetune_epochs} epochs of fine-tuning (Adam "
@@ -228,35 +229,36 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help="5,000 training images, 1+1 epochs (smoke run)")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="use only the first N training images")
     parser.add_argument("--output-dir", default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.finetune_epochs = 1, 1
         args.runs, args.rounds, args.sensitivity_images = 20, 1, 500
+        args.train_limit = 5000
     os.makedirs(args.output_dir, exist_ok=True)
     (x_train, y_train), (x_test, y_test) = (
         tfcompress.datasets.load_fashion_mnist(
-            args.data_dir, train_limit=5000 if args.quick else None
+            args.data_dir, train_limit=args.train_limit
         )
     )
     data = (x_train, y_train, x_test, y_test)
-    rows, sensitivities = [], {}
+    # One result file per model, written as soon as its runs end.
+    suffix = "_quick" if args.quick else ""
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.models:
-            kind_rows, sensitivities[kind] = run(kind, args, data, tmp)
-            rows += kind_rows
-    table = markdown(rows, sensitivities, args)
-    suffix = "_quick" if args.quick else ""
-    with open(os.path.join(args.output_dir, f"channel_pruning{suffix}.md"),
-              "w") as f:
-        f.write(table)
-    with open(os.path.join(args.output_dir,
-                           f"channel_pruning{suffix}.json"), "w") as f:
-        json.dump({"args": vars(args), "rows": rows,
-                   "sensitivity": {k: s.to_dict()
-                                   for k, s in sensitivities.items()}},
-                  f, indent=2)
-    print(table)
+            rows, sensitivity = run(kind, args, data, tmp)
+            table = markdown(rows, {kind: sensitivity}, args)
+            name = f"channel_pruning_{kind}{suffix}"
+            with open(os.path.join(args.output_dir, f"{name}.md"), "w") as f:
+                f.write(table)
+            with open(os.path.join(args.output_dir, f"{name}.json"),
+                      "w") as f:
+                json.dump({"args": vars(args), "rows": rows,
+                           "sensitivity": sensitivity.to_dict()}, f,
+                          indent=2)
+            print(table, flush=True)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ model (`small_mobilenet_v2`, tfcompress layers):
 
 Needs the `benchmarks` extra (tf-keras, tensorflow-model-optimization) for
 the tfmot columns; `--skip-tfmot` runs without. Writes
-benchmarks/results/pruning.md and .json.
+benchmarks/results/pruning_<model>.md and .json.
 """
 
 import argparse
@@ -321,6 +321,7 @@ def markdown(rows, timing, args):
     lines = [
         "# Magnitude pruning on Fashion-MNIST",
         "",
+        f"Training images: {args.train_limit or 60000:,}. "
         f"Dense models trained {args.epochs} epochs, then fine-tuned "
         f"{args.finetune_epochs} epochs (Adam {args.finetune_learning_rate}, "
         f"batch {args.batch_size}) with pruning to the target sparsity "
@@ -351,7 +352,20 @@ def markdown(rows, timing, args):
             + (f"{base['none_gzip_bytes'] / int8:.1f}x" if int8 else "-")
             + " |"
         )
+    if timing:
+        lines += step_time_lines(timing, args)
     lines += [
+        "",
+        "Command: `.venv/bin/python benchmarks/pruning.py "
+        + " ".join(sys.argv[1:])
+        + "`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def step_time_lines(timing, args):
+    lines = [
         "",
         f"## Step time (plain CNN, batch {args.batch_size}, median of "
         f"{args.timing_rounds} interleaved rounds of {args.timing_steps} "
@@ -365,14 +379,7 @@ def markdown(rows, timing, args):
                        else "tf_keras_plain"]
         lines.append(f"| {name} | {1000 * seconds:.2f} | "
                      f"{seconds / plain:.3f}x |")
-    lines += [
-        "",
-        "Command: `.venv/bin/python benchmarks/pruning.py "
-        + " ".join(sys.argv[1:])
-        + "`",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv=None):
@@ -398,11 +405,14 @@ def main(argv=None):
                         "rows of an earlier run's JSON)")
     parser.add_argument("--quick", action="store_true",
                         help="5,000 training images, 1+1 epochs (smoke run)")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="use only the first N training images")
     parser.add_argument("--output-dir", default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs, args.finetune_epochs = 1, 1
         args.timing_steps, args.timing_rounds = 20, 1
+        args.train_limit = 5000
     tfmot = tf_keras = None
     if not args.skip_tfmot:
         try:
@@ -415,30 +425,34 @@ def main(argv=None):
             )
     (x_train, y_train), (x_test, y_test) = (
         tfcompress.datasets.load_fashion_mnist(
-            args.data_dir, train_limit=5000 if args.quick else None
+            args.data_dir, train_limit=args.train_limit
         )
     )
     data = (x_train, y_train, x_test, y_test)
     log(f"Fashion-MNIST: {len(x_train)} train, {len(x_test)} test images")
+    # One result file per model, written as soon as its runs end; the
+    # step-time comparison (plain CNN) goes with the CNN.
     suffix = "_quick" if args.quick else ""
-    json_path = os.path.join(args.output_dir, f"pruning{suffix}.json")
-    if args.timing_only:
-        with open(json_path) as f:
-            rows = json.load(f)["rows"]
-    else:
-        rows = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for kind in args.models:
-                rows += run_keras3(kind, args, data, tmp, tfmot, tf_keras)
-    timing = step_times(args, data, tfmot, tf_keras)
-    table = markdown(rows, timing, args)
     os.makedirs(args.output_dir, exist_ok=True)
-    with open(os.path.join(args.output_dir, f"pruning{suffix}.md"), "w") as f:
-        f.write(table)
-    with open(json_path, "w") as f:
-        json.dump({"args": vars(args), "rows": rows,
-                   "seconds_per_step": timing}, f, indent=2)
-    print(table)
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in args.models:
+            name = f"pruning_{kind}{suffix}"
+            json_path = os.path.join(args.output_dir, f"{name}.json")
+            if args.timing_only:
+                with open(json_path) as f:
+                    rows = json.load(f)["rows"]
+            else:
+                rows = run_keras3(kind, args, data, tmp, tfmot, tf_keras)
+            timing = step_times(args, data, tfmot, tf_keras) if (
+                kind == "cnn"
+            ) else {}
+            table = markdown(rows, timing, args)
+            with open(os.path.join(args.output_dir, f"{name}.md"), "w") as f:
+                f.write(table)
+            with open(json_path, "w") as f:
+                json.dump({"args": vars(args), "rows": rows,
+                           "seconds_per_step": timing}, f, indent=2)
+            print(table, flush=True)
 
 
 if __name__ == "__main__":

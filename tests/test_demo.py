@@ -10,9 +10,9 @@ def test_demo_trains_exports_and_reports(tmp_path):
         epochs=8, output_dir=tmp_path, benchmark_runs=5, log=lines.append
     )
     float_row, int8_row, pruned_row = rows
-    assert [r.name for r in rows] == [
-        "float32", "int8 (PTQ)", "int8, 80% pruned"
-    ]
+    assert [r.name for r in rows][:2] == ["float32", "int8 (PTQ)"]
+    # The kernels of 500+ weights are pruned to 80%; the small ones stay.
+    assert pruned_row.name in ("int8, 75% sparse", "int8, 76% sparse")
     assert (tmp_path / "model.keras").is_file()
     assert (tmp_path / "model_float32.tflite").stat().st_size == (
         float_row.tflite_bytes
