@@ -274,3 +274,33 @@ def test_untrained_copy_of_the_architecture_decomposes_too():
     new_model, report = decompose(model, "cp", rank=4, layers=["conv3"], verbose=False)
     assert isinstance(new_model.get_layer("conv3"), CPConv2D)
     assert report.probe == "random normal"
+
+
+def test_decomposed_model_prunes_like_any_other(decomposed, digits, tmp_path):
+    """MagnitudePruning reaches the factors' kernels; prune_channels the
+    layers around and inside the factorized ones it knows."""
+    from tfcompress.callbacks import MagnitudePruning
+    from tfcompress.pruning import ConstantSparsity
+    from tfcompress.pruning import prune_channels
+    from tfcompress.pruning import sparsity_report
+    from tfcompress.pruning.masks import pruned_count
+
+    new_model, _ = decomposed
+    x_train, y_train, x_test, _ = digits
+    path = tmp_path / "copy.keras"
+    new_model.save(path)
+    model = keras.saving.load_model(path, safe_mode=True)
+    compile_for_digits(model, learning_rate=1e-3)
+    callback = MagnitudePruning(ConstantSparsity(0.5, 0), layers=["conv2", "dense"])
+    model.fit(x_train[:256], y_train[:256], epochs=1, batch_size=64, verbose=0, callbacks=[callback])
+    assert set(callback.pruned) == {
+        "conv2/input_projection", "conv2/vertical", "conv2/horizontal",
+        "conv2/output_projection", "dense/u", "dense/v",
+    }
+    for kernel in sparsity_report(model).kernels:
+        if kernel.path in callback.pruned:
+            assert kernel.zeros == pruned_count(kernel.size, 0.5), kernel
+
+    pruned, report = prune_channels(model, 0.5)
+    assert report.macs_after < report.macs_before
+    assert pruned.predict(x_test[:8], verbose=0).shape == (8, 10)
