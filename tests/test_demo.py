@@ -9,7 +9,7 @@ def test_demo_trains_exports_and_reports(tmp_path):
     rows = run_demo(
         epochs=8, output_dir=tmp_path, benchmark_runs=5, log=lines.append
     )
-    float_row, int8_row, pruned_row = rows
+    float_row, int8_row, pruned_row, cnn_row, decomposed_row = rows
     assert [r.name for r in rows][:2] == ["float32", "int8 (PTQ)"]
     # The kernels of 500+ weights are pruned to 80%; the small ones stay.
     assert pruned_row.name in ("int8, 75% sparse", "int8, 76% sparse")
@@ -39,6 +39,15 @@ def test_demo_trains_exports_and_reports(tmp_path):
     assert pruned_row.keras_accuracy > 0.8
     assert pruned_row.top1_agreement > 0.9
     assert any("sparsity 80.0%" in line for line in lines)
+    # The factorized plain CNN: a fraction of the MACs and parameters, and
+    # after a short fine-tune it classifies about as well as the original.
+    assert cnn_row.name == "plain CNN float32"
+    assert decomposed_row.name == "plain CNN, CP + SVD, int8"
+    assert decomposed_row.macs < 0.35 * cnn_row.macs
+    assert decomposed_row.params < 0.5 * cnn_row.params
+    assert cnn_row.keras_accuracy > 0.9
+    assert decomposed_row.keras_accuracy > cnn_row.keras_accuracy - 0.03
+    assert decomposed_row.top1_agreement > 0.95
     table = lines[-2]
     assert table == format_table(rows)
     assert "int8 (PTQ)" in table and "median latency" in table
