@@ -536,3 +536,18 @@ def test_unbuilt_sublayers_are_named_in_the_error():
     model.build((None, 8, 8, 1))  # marks the model built, not its layers
     with pytest.raises(ValueError, match="Call the model on a batch"):
         tfcompress.pruning.targets.select_weights(model)
+
+
+def test_one_callback_reused_on_another_model(digits):
+    x, y, _, _ = digits
+    callback = MagnitudePruning(ConstantSparsity(0.5, 0))
+    first = compiled(functional())
+    first.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0,
+              callbacks=[callback])
+    second = compiled(tfcompress.models.small_mobilenet_v2((8, 8, 1), 10))
+    second.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0,
+               callbacks=[callback])
+    assert "block1/expand" in callback.pruned
+    k = sparsity_report(second)["block1/expand"]
+    assert k.zeros == pruned_count(k.size, 0.5)
+    assert sparsity_report(first).sparsity == pytest.approx(0.5, abs=1e-3)

@@ -200,6 +200,7 @@ class MagnitudePruning(keras.callbacks.Callback):
         self._targets = []  # (PrunableWeight, schedule) pairs.
         self._masks = {}  # path -> mask variable.
         self._last_step = None
+        self._selected_for = None
 
     # -- Choosing the kernels -------------------------------------------
 
@@ -244,8 +245,11 @@ class MagnitudePruning(keras.callbacks.Callback):
                 "MagnitudePruning counts steps with the model's optimizer: "
                 "call `model.compile(optimizer=...)` before `fit`."
             )
-        if not self._targets:
+        if self._selected_for is not self.model:
+            # First fit, or the callback is reused on another model.
             self._select()
+            self._masks = {}
+            self._selected_for = self.model
         strategy = getattr(self.model, "distribute_strategy", None)
         for weight, _ in self._targets:
             if weight.path not in self._masks:
@@ -289,10 +293,10 @@ class MagnitudePruning(keras.callbacks.Callback):
         by_layer = self.sparsity()
         sizes = {w.path: w.size for w, _ in self._targets}
         total_zeros = sum(by_layer[p] * sizes[p] for p in by_layer)
-        logs["sparsity"] = total_zeros / sum(sizes.values())
+        logs["sparsity"] = float(total_zeros / sum(sizes.values()))
         if self.log_sparsity == "layers":
             for path, value in by_layer.items():
-                logs[f"sparsity/{path}"] = value
+                logs[f"sparsity/{path}"] = float(value)
 
     def on_train_end(self, logs=None):
         # Release the masks: the model is left a plain model, its pruned
