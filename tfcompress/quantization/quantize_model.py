@@ -1,0 +1,459 @@
+"""`quantize_model`: a Keras model rewritten for quantization-aware training."""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from tfcompress.quantization.activation_quantizer import ActivationQuantizer
+from tfcompress.quantization.fake_quant import check_bits
+from tfcompress.quantization.freezable_batch_normalization import (
+    FreezableBatchNormalization,
+)
+from tfcompress.quantization.graph_flattening import flatten_model
+from tfcompress.quantization.graph_flattening import run_graph
+from tfcompress.quantization.quantized_layers import QuantizedConv2D
+from tfcompress.quantization.quantized_layers import QuantizedDense
+from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv2D
+
+# Keras layer -> its twin with an int8-rounded kernel. Exact classes: a
+# subclass may compute something else with its kernel.
+_WEIGHT_QUANTIZED = {
+    keras.layers.Conv2D: QuantizedConv2D,
+    keras.layers.DepthwiseConv2D: QuantizedDepthwiseConv2D,
+    keras.layers.Dense: QuantizedDense,
+}
+
+# Activations TFLite fuses into the op before them.
+_FUSABLE_ACTIVATIONS = ("linear", "relu", "relu6")
+
+# Ops whose int8 output has their input's scale in TFLite (no requantize):
+# no quantizer after them, the converter carries the scale through.
+_SCALE_PRESERVING_LAYERS = (
+    keras.layers.MaxPooling1D,
+    keras.layers.MaxPooling2D,
+    keras.layers.MaxPooling3D,
+    keras.layers.GlobalMaxPooling1D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.Reshape,
+    keras.layers.Flatten,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.GaussianNoise,
+    keras.layers.ZeroPadding1D,
+    keras.layers.ZeroPadding2D,
+    keras.layers.Cropping1D,
+    keras.layers.Cropping2D,
+    keras.layers.Permute,
+    keras.layers.UpSampling2D,
+    keras.layers.Identity,
+)
+_SCALE_PRESERVING_LAYER_NAMES = ("ChannelShuffle",)
+_SCALE_PRESERVING_OPS = (
+    "reshape",
+    "transpose",
+    "split",
+    "squeeze",
+    "expanddims",
+    "getitem",
+)
+_ADD_OPS = ("add",)
+_RELU_OPS = ("relu", "relu6")
+
+# Layers with weights that need nothing of their own quantized beyond their
+# output (the converter folds them or quantizes them itself).
+_NO_KERNEL_LAYERS = (keras.layers.BatchNormalization,)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizationReport:
+    """What `quantize_model` did to each layer.
+
+    Attributes:
+        quantized: Paths of the layers whose kernels are rounded to int8
+            (per output channel) in the forward pass.
+        output_quantizers: Number of `ActivationQuantizer`s inserted (one per
+            tensor that gets its own int8 scale in TFLite).
+        float_layers: `(path, reason)` for each layer with weights left in
+            float; the converter keeps them float in the `.tflite` file.
+        weight_bits: Bits simulated for kernels.
+        activation_bits: Bits simulated for activations.
+    """
+
+    quantized: tuple
+    output_quantizers: int
+    float_layers: tuple
+    weight_bits: int
+    activation_bits: int
+
+    def table(self):
+        lines = [
+            f"quantize_model: {len(self.quantized)} layers with "
+            f"{self.weight_bits}-bit kernels, {self.output_quantizers} "
+            f"{self.activation_bits}-bit activation quantizers",
+        ]
+        lines += [f"  int8   {path}" for path in self.quantized]
+        lines += [
+            f"  float  {path}: {reason}" for path, reason in self.float_layers
+        ]
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.table()
+
+
+def quantize_model(
+    model,
+    weight_bits=8,
+    activation_bits=8,
+    strict=False,
+    calibration_data=None,
+):
+    """Returns a copy of `model` that simulates TFLite's int8 arithmetic.
+
+    The copy computes what the int8 `.tflite` file will compute, so training
+    it (quantization-aware training, Jacob et al. 2018) teaches the weights
+    to live with the rounding:
+
+    - Conv2D, DepthwiseConv2D and Dense compute with their kernels rounded
+      to int8, symmetric, narrow range, one scale per output channel.
+    - Activations are rounded to int8 per tensor (asymmetric) wherever
+      TFLite gives a tensor its own scale: the model inputs; the output of
+      a conv / dense with the batch norm and ReLU / ReLU6 the converter fuses
+      into it (no rounding between them); adds (with a following ReLU);
+      concatenations; average pooling; softmax and other activations; the
+      model outputs. Max pooling, reshapes, dropout and channel shuffles keep
+      their input's scale and get nothing. Ranges are moving averages of
+      the batch min / max, learned during `fit`.
+    - Batch norm stays a batch norm (trained with batch statistics) but can
+      be frozen (`tfcompress.callbacks.QuantizationAwareTraining`). The
+      converter folds it into the conv after per-channel rounding, which
+      gives the same integers, as each channel's scale follows its largest
+      weight.
+
+    Nested Sequential and functional models and every composite tfcompress
+    layer (`InvertedResidual`, `CPConv2D`, ...) are inlined into one flat
+    functional model so that their inner convs are quantized too. The fake
+    quant ops are `tf.quantization.fake_quant_*`, which the TFLite converter
+    reads: `tfcompress.export.to_tflite(qat_model, path,
+    quantization="int8")` needs no representative data. The input model is
+    not modified.
+
+    Args:
+        model: A built Sequential or functional Keras model (may nest
+            others).
+        weight_bits: Bits simulated for kernels, 2 to 8. Defaults to `8`.
+            Below 8 is for research (and the budget search); the exported
+            file stays int8.
+        activation_bits: Bits simulated for activations, 2 to 8. Defaults
+            to `8`.
+        strict: If `True`, raise when a layer with weights cannot be
+            quantized, instead of leaving it in float and reporting it.
+            Defaults to `False`.
+        calibration_data: Optional inputs (an array, or a list of arrays
+            for a multi-input model) run through the model once in training
+            mode to initialize each activation range from data. Without it,
+            ranges start at [-6, 6] and the first training batch sets them.
+            Defaults to `None`.
+
+    Returns:
+        `(qat_model, report)`: the new functional model (uncompiled; compile
+        it as the original) and a `QuantizationReport`.
+
+    Example:
+
+    ```python
+    qat_model, report = tfcompress.quantization.quantize_model(model)
+    print(report)
+    qat_model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    qat_model.fit(x_train, y_train, epochs=2)
+    tfcompress.to_tflite(qat_model, "model.tflite", quantization="int8")
+    ```
+    """
+    check_bits("weight_bits", weight_bits)
+    check_bits("activation_bits", activation_bits)
+    if not isinstance(strict, bool):
+        raise ValueError(
+            f"`strict` must be True or False. Received: strict={strict!r}"
+        )
+    if not isinstance(model, keras.Model) or not model.built:
+        raise ValueError(
+            "Expected a built Keras model (Sequential or functional). "
+            f"Received: {type(model).__name__}"
+            + ("" if not isinstance(model, keras.Model) else " (not built)")
+        )
+    _check_not_quantized(model)
+    flat, paths = flatten_model(model)
+    rewrite = _Rewrite(flat, paths, weight_bits, activation_bits, strict)
+    qat_model = rewrite.build(name=f"{model.name}_qat")
+    if calibration_data is not None:
+        _initialize_ranges(qat_model, calibration_data)
+    report = QuantizationReport(
+        quantized=tuple(rewrite.quantized),
+        output_quantizers=rewrite.num_quantizers,
+        float_layers=tuple(rewrite.float_layers),
+        weight_bits=weight_bits,
+        activation_bits=activation_bits,
+    )
+    return qat_model, report
+
+
+def _check_not_quantized(model):
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, ActivationQuantizer):
+            raise ValueError(
+                f"The model {model.name!r} is already quantization-aware (it "
+                f"holds the ActivationQuantizer {layer.name!r}). Pass the "
+                "original float model to quantize_model."
+            )
+
+
+def _initialize_ranges(qat_model, data):
+    """Sets every activation range from one pass over `data`.
+
+    Runs the model in training mode with rounding off, so each quantizer
+    sees the float tensor and takes its min / max as its first range, then
+    restores batch-norm statistics the pass moved.
+    """
+    quantizers = [
+        layer
+        for layer in qat_model._flatten_layers(include_self=False)
+        if isinstance(layer, ActivationQuantizer)
+    ]
+    norms = [
+        layer
+        for layer in qat_model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    saved_norms = [
+        [v.numpy() for v in (n.moving_mean, n.moving_variance)] for n in norms
+    ]
+    for quantizer in quantizers:
+        quantizer.quantize_enabled.assign(0.0)
+        quantizer.range_initialized.assign(0.0)
+        quantizer.range_frozen.assign(0.0)
+        decay = quantizer.ema_decay
+        quantizer.ema_decay = 0.0  # The range of the whole batch.
+        quantizer._calibration_decay = decay
+    try:
+        qat_model(data, training=True)
+    finally:
+        for quantizer in quantizers:
+            quantizer.ema_decay = quantizer._calibration_decay
+            del quantizer._calibration_decay
+            quantizer.quantize_enabled.assign(1.0)
+        for norm, (mean, variance) in zip(norms, saved_norms):
+            norm.moving_mean.assign(mean)
+            norm.moving_variance.assign(variance)
+
+
+def _operation_name(operation):
+    return type(operation).__name__.lower()
+
+
+def _is_relu(operation):
+    if isinstance(operation, keras.layers.ReLU):
+        return (
+            operation.negative_slope == 0
+            and operation.threshold == 0
+            and operation.max_value in (None, 6)
+        )
+    if isinstance(operation, keras.layers.Activation):
+        name = getattr(operation.activation, "__name__", "")
+        return name in ("relu", "relu6")
+    if not isinstance(operation, keras.layers.Layer):
+        return _operation_name(operation) in _RELU_OPS
+    return False
+
+
+def _activation_name(layer):
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return "linear"
+    return getattr(activation, "__name__", str(activation))
+
+
+def _is_add(operation):
+    if isinstance(operation, keras.layers.Add):
+        return True
+    return not isinstance(operation, keras.layers.Layer) and (
+        _operation_name(operation) in _ADD_OPS
+    )
+
+
+def _preserves_scale(operation):
+    if isinstance(operation, keras.layers.Layer):
+        return isinstance(operation, _SCALE_PRESERVING_LAYERS) or (
+            type(operation).__name__ in _SCALE_PRESERVING_LAYER_NAMES
+        )
+    return _operation_name(operation) in _SCALE_PRESERVING_OPS
+
+
+class _Rewrite:
+    """Builds the quantization-aware twin of a flat functional model."""
+
+    def __init__(self, flat, paths, weight_bits, activation_bits, strict):
+        self.flat = flat
+        self.paths = paths
+        self.weight_bits = weight_bits
+        self.activation_bits = activation_bits
+        self.strict = strict
+        self.quantized = []
+        self.float_layers = []
+        self.num_quantizers = 0
+        self.replacements = {}
+        self.weights_set = set()
+        self.consumers = self._consumers()
+        self.outputs = {id(x) for x in flat.outputs}
+
+    def _consumers(self):
+        consumers = {}
+        for nodes in self.flat._nodes_by_depth.values():
+            for node in nodes:
+                if node.is_input or not node.operation:
+                    continue
+                for tensor in node.input_tensors:
+                    consumers.setdefault(id(tensor), []).append(node)
+        return consumers
+
+    def build(self, name):
+        inputs = [
+            keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name)
+            for x in self.flat.inputs
+        ]
+        quantized_inputs = [
+            self._quantize_output(x, f"{x.name}_quant")
+            if "float" in str(x.dtype)
+            else x
+            for x in inputs
+        ]
+        outputs = run_graph(self.flat, quantized_inputs, self._node)
+        return keras.Model(
+            inputs if len(inputs) > 1 else inputs[0],
+            outputs if len(outputs) > 1 else outputs[0],
+            name=name,
+        )
+
+    def _quantize_output(self, tensor, name):
+        self.num_quantizers += 1
+        return ActivationQuantizer(num_bits=self.activation_bits, name=name)(
+            tensor
+        )
+
+    def _node(self, node, args, kwargs):
+        operation = node.operation
+        if isinstance(operation, keras.layers.Layer):
+            layer, split_activation, state = self._replacement(operation)
+            outputs = layer(*args, **kwargs)  # Builds a new layer.
+            if state is not None and id(layer) not in self.weights_set:
+                layer.set_weights(operation.get_weights() + [state])
+                self.weights_set.add(id(layer))
+        else:
+            split_activation = None
+            outputs = operation(*args, **kwargs)
+        if split_activation is not None:
+            # An activation TFLite cannot fuse: the op's output gets its own
+            # scale, then the activation runs as its own op.
+            base = self._name(operation)
+            outputs = self._quantize_output(outputs, f"{base}_preact_quant")
+            outputs = keras.layers.Activation(
+                split_activation, name=f"{base}_activation"
+            )(outputs)
+            return self._quantize_output(outputs, f"{base}_quant")
+        flat_outputs = keras.tree.flatten(outputs)
+        if len(flat_outputs) != 1 or not self._needs_quantizer(node):
+            return outputs
+        return self._quantize_output(
+            outputs, f"{self._name(operation)}_quant"
+        )
+
+    def _name(self, operation):
+        name = getattr(operation, "name", None) or _operation_name(operation)
+        return name.replace("/", "_")
+
+    def _replacement(self, layer):
+        """Returns `(layer, activation split off, initial state)`.
+
+        A new layer is built by its first call; the caller then gives it
+        the original's weights followed by its own state variable's value.
+        """
+        key = id(layer)
+        if key in self.replacements:
+            return self.replacements[key]
+        path = self.paths.get(id(layer), layer.name)
+        target = _WEIGHT_QUANTIZED.get(type(layer))
+        split_activation = None
+        state = None
+        if target is not None:
+            config = layer.get_config()
+            if config.get("data_format", "channels_last") != (
+                "channels_last"
+            ):
+                replacement = self._leave_float(
+                    layer, path, "channels_first (TFLite is channels-last)"
+                )
+            else:
+                activation = _activation_name(layer)
+                if activation not in _FUSABLE_ACTIVATIONS:
+                    split_activation = config["activation"]
+                    config["activation"] = "linear"
+                replacement = target.from_config(
+                    {**config, "weight_bits": self.weight_bits}
+                )
+                state = np.array(1.0, dtype="float32")  # quantize_enabled
+                self.quantized.append(path)
+        elif type(layer) is keras.layers.BatchNormalization:
+            replacement = FreezableBatchNormalization.from_config(
+                layer.get_config()
+            )
+            state = np.array(0.0, dtype="float32")  # frozen
+        elif layer.weights and not isinstance(layer, _NO_KERNEL_LAYERS):
+            replacement = self._leave_float(
+                layer,
+                path,
+                f"{type(layer).__name__} has no int8 rewrite in "
+                "quantize_model",
+            )
+        else:
+            replacement = layer
+        self.replacements[key] = (replacement, split_activation, state)
+        return self.replacements[key]
+
+    def _leave_float(self, layer, path, reason):
+        if self.strict:
+            raise ValueError(
+                f"quantize_model cannot quantize layer {path!r}: {reason}. "
+                "Pass strict=False to leave it in float (reported), or "
+                "replace the layer."
+            )
+        self.float_layers.append((path, reason))
+        return layer
+
+    def _needs_quantizer(self, node):
+        """Whether the node's output gets its own int8 scale in TFLite."""
+        operation = node.operation
+        output = node.outputs[0]
+        if "float" not in str(output.dtype):
+            return False
+        if _preserves_scale(operation):
+            return False
+        if id(output) in self.outputs:
+            return True
+        consumers = self.consumers.get(id(output), [])
+        if len(consumers) != 1:
+            return True
+        consumer = consumers[0].operation
+        fuses_into_consumer = type(operation) in _WEIGHT_QUANTIZED and (
+            _activation_name(operation) == "linear"
+        )
+        if fuses_into_consumer and (
+            type(consumer) is keras.layers.BatchNormalization
+            or _is_relu(consumer)
+        ):
+            return False
+        # (Conv +) BN + ReLU and Add + ReLU: one op in TFLite.
+        fuses_relu = _is_add(operation) or (
+            type(operation) is keras.layers.BatchNormalization
+        )
+        return not (fuses_relu and _is_relu(consumer))
