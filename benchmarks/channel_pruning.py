@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,6 +28,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import build  # noqa: E402
+from fashion_mnist_runs import compile_keras3 as compiled  # noqa: E402
+from fashion_mnist_runs import log  # noqa: E402
+from fashion_mnist_runs import LOSS  # noqa: E402
+from fashion_mnist_runs import top1  # noqa: E402
 from tfcompress.export import LiteRTModel  # noqa: E402
 from tfcompress.export import compare_latency  # noqa: E402
 from tfcompress.export import to_tflite  # noqa: E402
@@ -36,29 +40,6 @@ from tfcompress.pruning import prune_channels  # noqa: E402
 from tfcompress.pruning import sensitivity_analysis  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def build(kind):
-    if kind == "cnn":
-        return tfcompress.models.plain_cnn((28, 28, 1), 10)
-    return tfcompress.models.small_mobilenet_v2((28, 28, 1), 10, width=16)
-
-
-def compiled(model, learning_rate):
-    model.compile(
-        keras.optimizers.Adam(learning_rate), LOSS, metrics=["accuracy"]
-    )
-    return model
-
-
-def top1(model, x, y):
-    logits = model.predict(x, batch_size=1000, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == y))
 
 
 def exports(model, name, tmp, calibration, x_test, y_test):

@@ -36,7 +36,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -44,6 +43,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import compile_keras3 as compiled  # noqa: E402
+from fashion_mnist_runs import log  # noqa: E402
+from fashion_mnist_runs import top1  # noqa: E402
 from tfcompress.decomposition import decompose  # noqa: E402
 from tfcompress.decomposition import fidelity  # noqa: E402
 from tfcompress.decomposition import rank_selection  # noqa: E402
@@ -52,26 +54,9 @@ from tfcompress.export import compare_latency  # noqa: E402
 from tfcompress.export import to_tflite  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 CONV = "conv2"
 DENSE = "fc"
 PROBES = 256
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def compiled(model, learning_rate):
-    model.compile(
-        keras.optimizers.Adam(learning_rate), LOSS, metrics=["accuracy"]
-    )
-    return model
-
-
-def top1(model, x, y):
-    logits = model.predict(x, batch_size=1000, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == y))
 
 
 def exports(model, name, tmp, calibration, x_test, y_test):

@@ -22,13 +22,10 @@ benchmarks/results/pruning_<model>.md and .json.
 """
 
 import argparse
-import gzip
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -36,46 +33,22 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import build  # noqa: E402
+from fashion_mnist_runs import compile_keras3  # noqa: E402
+from fashion_mnist_runs import epoch_timer  # noqa: E402
+from fashion_mnist_runs import gzipped_size  # noqa: E402
+from fashion_mnist_runs import interleaved_step_times  # noqa: E402
+from fashion_mnist_runs import litert_top1  # noqa: E402
+from fashion_mnist_runs import LOSS  # noqa: E402
+from fashion_mnist_runs import log  # noqa: E402
+from fashion_mnist_runs import tf_keras_cnn  # noqa: E402
+from fashion_mnist_runs import top1  # noqa: E402
 from tfcompress.callbacks import MagnitudePruning  # noqa: E402
-from tfcompress.export import LiteRTModel  # noqa: E402
 from tfcompress.export import to_tflite  # noqa: E402
 from tfcompress.pruning import PolynomialDecay  # noqa: E402
 from tfcompress.pruning import strip  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def build(kind):
-    if kind == "cnn":
-        return tfcompress.models.plain_cnn((28, 28, 1), 10)
-    return tfcompress.models.small_mobilenet_v2((28, 28, 1), 10, width=16)
-
-
-def compile_keras3(model, learning_rate):
-    model.compile(
-        keras.optimizers.Adam(learning_rate), LOSS, metrics=["accuracy"]
-    )
-    return model
-
-
-def top1(model, x, y):
-    logits = model.predict(x, batch_size=1000, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == y))
-
-
-def litert_top1(path, x, y):
-    logits = LiteRTModel(path).predict(x, batch_size=1000)
-    return float(np.mean(np.argmax(logits, axis=-1) == y))
-
-
-def gzipped_size(path):
-    with open(path, "rb") as f:
-        return len(gzip.compress(f.read(), compresslevel=9))
 
 
 def export_row(model, name, tmp, calibration, x_test, y_test):
@@ -174,23 +147,6 @@ def run_keras3(kind, args, data, tmp, tfmot_module, tf_keras_module):
     return rows
 
 
-def tf_keras_cnn(tf_keras):
-    """`plain_cnn` layer for layer in tf_keras, for tfmot."""
-    layers = tf_keras.layers
-    return tf_keras.Sequential(
-        [
-            tf_keras.Input((28, 28, 1)),
-            layers.Conv2D(32, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Flatten(),
-            layers.Dense(128, activation="relu"),
-            layers.Dense(10),
-        ]
-    )
-
-
 def run_tfmot(schedule, pretrained, args, data, tfmot, tf_keras):
     x_train, y_train, x_test, y_test = data
     tf_keras.utils.set_random_seed(args.seed)
@@ -227,21 +183,6 @@ def run_tfmot(schedule, pretrained, args, data, tfmot, tf_keras):
 
 
 # -- Step time ---------------------------------------------------------
-
-
-def epoch_timer(base_class):
-    class EpochTimer(base_class):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return EpochTimer
 
 
 def step_times(args, data, tfmot, tf_keras):
@@ -303,15 +244,7 @@ def step_times(args, data, tfmot, tf_keras):
     if tfmot is not None:
         configs["tf_keras_plain"] = tfk(False)
         configs["tf_keras_tfmot"] = tfk(True)
-    per_step = {name: [] for name in configs}
-    for round_index in range(args.timing_rounds):
-        log(f"step time: round {round_index + 1}/{args.timing_rounds}")
-        for name, (run, timer) in configs.items():
-            run()
-            # The first epoch of each fit includes tracing; keep the second.
-            per_step[name].append(timer.seconds[-1] / steps)
-    return {name: statistics.median(values) for name, values in
-            per_step.items()}
+    return interleaved_step_times(configs, steps, args.timing_rounds)
 
 
 # -- Report ------------------------------------------------------------

@@ -9,8 +9,21 @@ def test_demo_trains_exports_and_reports(tmp_path):
     rows = run_demo(
         epochs=8, output_dir=tmp_path, benchmark_runs=5, log=lines.append
     )
-    float_row, int8_row, pruned_row, cnn_row, decomposed_row = rows
-    assert [r.name for r in rows][:2] == ["float32", "int8 (PTQ)"]
+    (
+        float_row,
+        int8_row,
+        mse_row,
+        qat_row,
+        pruned_row,
+        cnn_row,
+        decomposed_row,
+    ) = rows
+    assert [r.name for r in rows][:4] == [
+        "float32",
+        "int8 (PTQ)",
+        "int8 (PTQ, MSE calibration)",
+        "int8 (QAT)",
+    ]
     # The kernels of 500+ weights are pruned to 80%; the small ones stay.
     assert pruned_row.name in ("int8, 75% sparse", "int8, 76% sparse")
     assert (tmp_path / "model.keras").is_file()
@@ -31,6 +44,12 @@ def test_demo_trains_exports_and_reports(tmp_path):
     assert float_row.top1_agreement > 0.99
     assert abs(float_row.litert_accuracy - float_row.keras_accuracy) < 0.01
     assert int8_row.top1_agreement > 0.9
+    assert mse_row.top1_agreement > 0.9
+    # QAT: the file computes what the Keras model computes, and it lost
+    # (almost) nothing to int8.
+    assert qat_row.top1_agreement >= 0.99
+    assert qat_row.litert_accuracy >= float_row.litert_accuracy - 0.02
+    assert qat_row.tflite_bytes < 0.7 * float_row.tflite_bytes
     assert all(np.isfinite(r.latency_ms) and r.latency_ms > 0 for r in rows)
     # The pruned file is as large, but its zeros compress: gzipped it is
     # well under the dense int8 file, and it still classifies.

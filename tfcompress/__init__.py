@@ -10,6 +10,14 @@ Subpackages:
   sensitivity analysis.
 - `tfcompress.decomposition`: SVD, CP and Tucker-2 decomposition of trained
   layers.
+- `tfcompress.distillation`: knowledge distillation on
+  `keras.distillation.Distiller`: the Hinton et al. loss as a function,
+  a Distiller whose temperature and weight can be annealed during `fit`
+  (with `tfcompress.callbacks.DistillationScheduler`), cached teacher
+  outputs.
+- `tfcompress.quantization`: quantization-aware training (`quantize_model`
+  with `tfcompress.callbacks.QuantizationAwareTraining`) that exports to
+  int8 TFLite.
 - `tfcompress.callbacks`: callbacks for `model.fit`.
 - `tfcompress.models`, `tfcompress.datasets`: reference models and bundled
   data for examples, tests and benchmarks.
@@ -19,10 +27,12 @@ from tfcompress import analysis
 from tfcompress import callbacks
 from tfcompress import datasets
 from tfcompress import decomposition
+from tfcompress import distillation
 from tfcompress import export
 from tfcompress import layers
 from tfcompress import models
 from tfcompress import pruning
+from tfcompress import quantization
 from tfcompress.analysis import profile
 from tfcompress.export import to_tflite
 
@@ -33,10 +43,12 @@ __all__ = [
     "callbacks",
     "datasets",
     "decomposition",
+    "distillation",
     "export",
     "layers",
     "models",
     "pruning",
+    "quantization",
     "profile",
     "to_tflite",
 ]

@@ -2,11 +2,12 @@
 
 `tfcompress demo` trains a small MobileNetV2-style classifier made of
 tfcompress layers on scikit-learn's digits, profiles it, prunes a copy to
-80% sparsity while fine-tuning, trains a plain CNN and factorizes it (CP and
-SVD), exports float32, int8, pruned int8 and decomposed int8 TFLite files,
+80% sparsity while fine-tuning, fine-tunes another copy with
+quantization-aware training, trains a plain CNN and factorizes it (CP and
+SVD), exports float32, int8 (post-training, with the converter's and with
+MSE calibration), QAT int8, pruned int8 and decomposed int8 TFLite files,
 verifies each against its Keras model in the LiteRT interpreter and prints
-one table of size, accuracy and latency. Each later compression step (pruning, QAT,
-distillation, decomposition) adds a row to the same table.
+one table of size, accuracy and latency.
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ import numpy as np
 
 from tfcompress.analysis import profile
 from tfcompress.callbacks import MagnitudePruning
+from tfcompress.callbacks import QuantizationAwareTraining
 from tfcompress.datasets import load_digits
 from tfcompress.decomposition import decompose
 from tfcompress.export import LiteRTModel
@@ -28,6 +30,7 @@ from tfcompress.models import plain_cnn
 from tfcompress.models import small_mobilenet_v2
 from tfcompress.pruning import PolynomialDecay
 from tfcompress.pruning import strip
+from tfcompress.quantization import quantize_model
 
 PRUNED_SPARSITY = 0.8
 
@@ -134,6 +137,7 @@ def run_demo(
     step(f"Keras test accuracy {keras_accuracy:.2%}")
 
     pruned, sparsity = _prune(model, x_train, y_train, epochs, step, seed)
+    qat = _quantization_aware(model, x_train, y_train, epochs, step, seed)
     cnn, decomposed = _decompose_cnn(x_train, y_train, epochs, step, seed)
 
     calibration = {"representative_data": x_train[:300]}
@@ -141,6 +145,16 @@ def run_demo(
     variants = [
         ("float32", model, "none", {}, "model_float32"),
         ("int8 (PTQ)", model, "int8", calibration, "model_int8"),
+        (
+            "int8 (PTQ, MSE calibration)",
+            model,
+            "int8",
+            {**calibration, "calibration": "mse"},
+            "model_int8_mse",
+        ),
+        # The ranges come from the QAT model's fake-quant ops: no
+        # calibration data.
+        ("int8 (QAT)", qat, "int8", {}, "model_int8_qat"),
         (
             f"int8, {sparsity:.0%} sparse",
             pruned,
@@ -238,6 +252,32 @@ def _decompose_cnn(x_train, y_train, epochs, step, seed):
         verbose=0,
     )
     return cnn, decomposed
+
+
+def _quantization_aware(model, x_train, y_train, epochs, step, seed):
+    """A quantization-aware copy of the trained model, fine-tuned."""
+    keras.utils.set_random_seed(seed)
+    qat, report = quantize_model(model, calibration_data=x_train[:256])
+    qat_epochs = max(2, epochs // 4)
+    steps = qat_epochs * -(-len(x_train) // 32)
+    step(
+        f"quantization-aware training: {len(report.quantized)} kernels and "
+        f"{report.output_quantizers} activations simulated in int8; "
+        f"fine-tuning {qat_epochs} epochs, batch norm frozen for the last "
+        "third"
+    )
+    _compiled(qat, 3e-4).fit(
+        x_train,
+        y_train,
+        epochs=qat_epochs,
+        batch_size=32,
+        verbose=0,
+        callbacks=[
+            QuantizationAwareTraining(freeze_bn_after=2 * steps // 3),
+            EpochLog(step, qat_epochs),
+        ],
+    )
+    return qat
 
 
 def _prune(model, x_train, y_train, epochs, step, seed):

@@ -12,6 +12,7 @@ from tests.quantization.conftest import LOSS
 from tests.quantization.conftest import export_qat
 from tests.quantization.conftest import float_ops
 from tfcompress.callbacks import QuantizationAwareTraining
+from tfcompress.export import to_tflite
 from tfcompress.export import verify
 from tfcompress.quantization import ActivationQuantizer
 from tfcompress.quantization import quantize_model
@@ -163,6 +164,10 @@ def test_low_bit_model_exports_through_its_8_bit_twin(digits, tmp_path):
     path = export_qat(twin, tmp_path / "twin.tflite")
     assert float_ops(path) == []
     assert verify(twin, path, x_test).top1_agreement >= 0.99
+    # to_tflite goes through the twin itself.
+    export = to_tflite(qat, tmp_path / "qat.tflite", quantization="int8")
+    assert float_ops(export.path) == []
+    assert verify(twin, export.path, x_test).top1_agreement >= 0.99
     with pytest.raises(ValueError, match="no quantization-aware layers"):
         with_bit_widths(tfcompress.models.small_mobilenet_v2((8, 8, 1), 10))
 

@@ -32,6 +32,32 @@ def make_dense_model():
     )
 
 
+def make_hard_model():
+    """fc1 -> hard -> head, where `hard` has int8-hostile weights.
+
+    fc1's first unit is dead (always 0), and every weight `hard` reads from
+    it is 50: the float model ignores them, but they set the per-channel
+    int8 scale of `hard` to 50 / 127, which rounds its real weights (about
+    0.3) to 0 or one step.
+    """
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((16,)),
+            keras.layers.Dense(24, activation="relu", name="fc1"),
+            keras.layers.Dense(32, activation="relu", name="hard"),
+            keras.layers.Dense(4, name="head"),
+        ]
+    )
+    kernel, bias = model.get_layer("fc1").get_weights()
+    kernel[:, 0], bias[0] = 0.0, -1.0
+    model.get_layer("fc1").set_weights([kernel, bias])
+    kernel, bias = model.get_layer("hard").get_weights()
+    kernel[0, :] = 50.0
+    model.get_layer("hard").set_weights([kernel, bias])
+    return model
+
+
 @pytest.fixture(scope="session")
 def brightness_data():
     """A learnable task: the class is the image's brightness level."""

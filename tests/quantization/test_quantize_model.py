@@ -8,6 +8,7 @@ from tests.quantization.conftest import export_qat
 from tests.quantization.conftest import float_ops
 from tests.quantization.conftest import top1
 from tfcompress.export import inspect_tflite
+from tfcompress.export import to_tflite
 from tfcompress.export import verify
 from tfcompress.layers import ChannelShuffle
 from tfcompress.layers import CPConv2D
@@ -260,3 +261,43 @@ def test_weight_rounding_on_the_int8_grid_per_channel(trained_mobilenet):
     assert np.abs(levels).max() <= 7 + 1e-3
     for channel in range(kernel.shape[-1]):
         assert len(np.unique(np.round(levels[..., channel]))) <= 15
+
+
+def test_to_tflite_exports_a_qat_model_without_calibration_data(
+    trained_mobilenet, digits, tmp_path
+):
+    x, _, x_test, _ = digits
+    qat, _ = quantize_model(trained_mobilenet, calibration_data=x[:256])
+    export = to_tflite(qat, tmp_path / "qat.tflite", quantization="int8")
+    assert float_ops(export.path) == []
+    assert verify(qat, export.path, x_test).top1_agreement >= 0.99
+    # int8 input: the file takes the QAT model's learned input scale.
+    export = to_tflite(
+        qat, tmp_path / "qat_io.tflite", quantization="int8",
+        input_type="int8", output_type="int8",
+    )
+    inspection = inspect_tflite(export.path)
+    assert inspection.inputs[0].dtype == "int8"
+    scale = inspection.inputs[0].quantization.scales[0]
+    quantizer = qat.get_layer("image_quant")
+    span = float(quantizer.range_max.numpy()) - min(
+        float(quantizer.range_min.numpy()), 0.0
+    )
+    assert scale == pytest.approx(span / 255, rel=1e-3)
+    assert verify(qat, export.path, x_test).top1_agreement >= 0.99
+
+
+def test_to_tflite_refuses_what_a_qat_model_would_ignore(
+    trained_mobilenet, digits, tmp_path
+):
+    qat, _ = quantize_model(trained_mobilenet)
+    path = tmp_path / "qat.tflite"
+    with pytest.raises(ValueError, match="representative_data` would be"):
+        to_tflite(qat, path, quantization="int8",
+                  representative_data=digits[0][:10])
+    with pytest.raises(ValueError, match="exports with quantization='int8'"):
+        to_tflite(qat, path, quantization="float16")
+    with pytest.raises(ValueError, match="post-training quantization"):
+        to_tflite(qat, path, quantization="int8", calibration="mse")
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []

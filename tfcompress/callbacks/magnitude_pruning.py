@@ -43,7 +43,9 @@ class MagnitudePruning(keras.callbacks.Callback):
 
     Add it to `model.fit` of an ordinary Keras 3 model (Sequential,
     functional, subclassed or nested; tfcompress layers included); nothing is
-    wrapped or cloned. At each pruning step of the schedule (counted by
+    wrapped or cloned. On a `keras.distillation.Distiller` (tfcompress's
+    included) it prunes the student only, with the student's layer paths.
+    At each pruning step of the schedule (counted by
     `model.optimizer.iterations`, as tfmot counts them) the least important
     entries of each selected kernel are set to zero, exactly
     `round(sparsity * size)` of them, and a mask keeps them at zero through
@@ -207,7 +209,8 @@ class MagnitudePruning(keras.callbacks.Callback):
     def _select(self):
         if isinstance(self.schedule, dict):
             weights, skipped = select_weights(
-                self.model, list(self.schedule), self.min_weights
+                _pruned_model(self.model), list(self.schedule),
+                self.min_weights,
             )
             targets = [
                 (w, self.schedule[_most_specific_key(self.schedule, w)])
@@ -215,7 +218,7 @@ class MagnitudePruning(keras.callbacks.Callback):
             ]
         else:
             weights, skipped = select_weights(
-                self.model, self.layers, self.min_weights
+                _pruned_model(self.model), self.layers, self.min_weights
             )
             targets = [(w, self.schedule) for w in weights]
         if self.sparsity_m_by_n is not None:
@@ -406,6 +409,17 @@ def _check_schedule(schedule, name):
             "tfcompress.pruning.ConstantSparsity(0.8, begin_step=0) or "
             f"PolynomialDecay(...). Received: {schedule!r}"
         )
+
+
+def _pruned_model(model):
+    """The model whose kernels are pruned: a Distiller's student only.
+
+    A `keras.distillation.Distiller` holds the frozen teacher too, which
+    must stay untouched; layer names and paths are then the student's.
+    """
+    if isinstance(model, keras.distillation.Distiller):
+        return model.student
+    return model
 
 
 def _most_specific_key(schedule_dict, weight):

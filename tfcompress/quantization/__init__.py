@@ -6,7 +6,7 @@
   ranges reach the `.tflite` file through fake-quant ops.
 - `QuantizationReport`: what `quantize_model` quantized and what it left in
   float, and why.
-- `with_bit_widths`, `simulated_bits`: the bit widths a quantization-aware
+- `with_bit_widths`, `simulated_bits`, `is_quantization_aware`: the bit widths a quantization-aware
   model simulates (2 to 8 in training; the exported file is int8).
 - The layers it builds, registered for `.keras` files:
   `ActivationQuantizer`, `QuantizedConv2D`, `QuantizedDepthwiseConv2D`,
@@ -18,6 +18,7 @@ freezing, range freezing) is `tfcompress.callbacks.QuantizationAwareTraining`.
 """
 
 from tfcompress.quantization.activation_quantizer import ActivationQuantizer
+from tfcompress.quantization.bit_widths import is_quantization_aware
 from tfcompress.quantization.bit_widths import simulated_bits
 from tfcompress.quantization.bit_widths import with_bit_widths
 from tfcompress.quantization.freezable_batch_normalization import (
@@ -34,6 +35,7 @@ __all__ = [
     "QuantizationReport",
     "with_bit_widths",
     "simulated_bits",
+    "is_quantization_aware",
     "ActivationQuantizer",
     "QuantizedConv2D",
     "QuantizedDepthwiseConv2D",

@@ -23,6 +23,12 @@ def simulated_bits(model):
     return weight_bits, activation_bits
 
 
+def is_quantization_aware(model):
+    """Whether `model` holds layers made by `quantize_model`."""
+    weight_bits, activation_bits = simulated_bits(model)
+    return bool(weight_bits or activation_bits)
+
+
 def with_bit_widths(model, weight_bits=8, activation_bits=8):
     """Returns a copy of a `quantize_model` model simulating other bit widths.
 
@@ -42,8 +48,7 @@ def with_bit_widths(model, weight_bits=8, activation_bits=8):
     """
     check_bits("weight_bits", weight_bits)
     check_bits("activation_bits", activation_bits)
-    found_weights, found_activations = simulated_bits(model)
-    if not found_weights and not found_activations:
+    if not is_quantization_aware(model):
         raise ValueError(
             f"The model {model.name!r} has no quantization-aware layers. "
             "Pass a model returned by tfcompress.quantization.quantize_model."

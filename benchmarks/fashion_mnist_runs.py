@@ -1,0 +1,99 @@
+"""What the Fashion-MNIST benchmarks share: logging, training, evaluation,
+the tf_keras twin of `plain_cnn` for tfmot, and interleaved step timing."""
+
+import gzip
+import statistics
+import time
+
+import keras
+import numpy as np
+
+import tfcompress
+from tfcompress.export import LiteRTModel
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def build(kind):
+    """`plain_cnn` ("cnn") or `small_mobilenet_v2` ("mobilenet"), 28x28x1."""
+    if kind == "cnn":
+        return tfcompress.models.plain_cnn((28, 28, 1), 10)
+    return tfcompress.models.small_mobilenet_v2((28, 28, 1), 10, width=16)
+
+
+def compile_keras3(model, learning_rate):
+    model.compile(
+        keras.optimizers.Adam(learning_rate), LOSS, metrics=["accuracy"]
+    )
+    return model
+
+
+def top1(model, x, y):
+    logits = model.predict(x, batch_size=1000, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=-1) == y))
+
+
+def litert_top1(path, x, y):
+    logits = LiteRTModel(path).predict(x, batch_size=1000)
+    return float(np.mean(np.argmax(logits, axis=-1) == y))
+
+
+def gzipped_size(path):
+    with open(path, "rb") as f:
+        return len(gzip.compress(f.read(), compresslevel=9))
+
+
+def tf_keras_cnn(tf_keras):
+    """`plain_cnn` layer for layer in tf_keras, for tfmot."""
+    layers = tf_keras.layers
+    return tf_keras.Sequential(
+        [
+            tf_keras.Input((28, 28, 1)),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(10),
+        ]
+    )
+
+
+def epoch_timer(base_class):
+    """A callback class (of Keras 3 or tf_keras) timing each epoch."""
+
+    class EpochTimer(base_class):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochTimer
+
+
+def interleaved_step_times(configs, steps, rounds):
+    """Median seconds per step of each configuration, measured in turns.
+
+    `configs` maps a name to `(run, timer)`: `run()` fits 2 epochs of
+    `steps` steps, `timer` an `epoch_timer` passed to that fit. The first
+    epoch of each fit includes tracing; the second is kept. Taking turns
+    within each round makes the machine's noise hit every configuration
+    alike, so their ratios hold.
+    """
+    per_step = {name: [] for name in configs}
+    for round_index in range(rounds):
+        log(f"step time: round {round_index + 1}/{rounds}")
+        for name, (run, timer) in configs.items():
+            run()
+            per_step[name].append(timer.seconds[-1] / steps)
+    return {name: statistics.median(v) for name, v in per_step.items()}
