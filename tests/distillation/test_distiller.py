@@ -14,12 +14,16 @@ import pytest
 import tfcompress
 from tfcompress.callbacks import DistillationScheduler
 from tfcompress.callbacks import MagnitudePruning
+from tfcompress.callbacks import QuantizationAwareTraining
 from tfcompress.distillation import Distiller
 from tfcompress.distillation import cache_teacher_outputs
 from tfcompress.distillation import distillation_loss
+from tfcompress.export import to_tflite
+from tfcompress.export import verify
 from tfcompress.pruning import ConstantSparsity
 from tfcompress.pruning import sparsity_report
 from tfcompress.pruning.masks import pruned_count
+from tfcompress.quantization import quantize_model
 from tests.distillation.conftest import LOSS
 from tests.distillation.conftest import mlp
 
@@ -363,3 +367,25 @@ def test_keras_distiller_freezes_the_values_of_its_first_trace(digits):
         float(distillation_loss(y, student(x), teacher(x), 1.0, 0.1)),
         rtol=1e-5,
     )
+
+
+def test_quantized_student_distills_and_exports_to_int8(digits, teacher,
+                                                         tmp_path):
+    # Quantized distillation (Polino et al. 2018): the student trains with
+    # int8 rounding in the loop while it learns from the teacher, then its
+    # file computes what it computed.
+    x, y, x_test, y_test = digits
+    keras.utils.set_random_seed(2)
+    student = mlp(32, "student")
+    qat_student, report = quantize_model(student, calibration_data=x[:256])
+    assert report.quantized == ("hidden", "logits")
+    distiller = make_distiller(teacher, qat_student, student_loss_weight=0.3)
+    teacher_weights = arrays(teacher)
+    distiller.fit(x, y, epochs=6, batch_size=64, verbose=0,
+                  callbacks=[QuantizationAwareTraining(quantize_delay=10)])
+    assert_bit_identical(teacher_weights, teacher)
+    assert float(qat_student.get_layer("hidden_quant").range_max.numpy()) > 0
+    export = to_tflite(qat_student, tmp_path / "student.tflite",
+                       quantization="int8")
+    assert verify(qat_student, export.path, x_test).top1_agreement >= 0.99
+    assert accuracy(qat_student, x_test, y_test) > 0.85
