@@ -176,8 +176,9 @@ def keras_quantize_row(float_model, data, tmp):
         row.update(file_row(row["variant"], path, data))
     except Exception as error:  # The converter's rejection, recorded.
         first = [line for line in str(error).splitlines() if "error" in line]
-        message = (first[0] if first else str(error))[-200:]
-        row["export_error"] = message.strip()
+        message = first[0] if first else str(error)
+        # Drop the MLIR location prefix: the op's complaint is what matters.
+        row["export_error"] = message.split("]))): ")[-1].strip()[:200]
         log(f"Keras model.quantize: export failed: {row['export_error']}")
     return row
 
