@@ -31,12 +31,18 @@ def quantized_kernel_layers(layers):
 
 
 class _KernelQuantization:
-    """Mixin: a `weight_bits` argument and the kernel rounding."""
+    """Mixin: a `weight_bits` argument and the kernel rounding.
 
-    def _init_quantization(self, weight_bits):
+    Listed before the Keras layer in the bases, so its `__init__`, `build`
+    and `get_config` wrap the layer's own.
+    """
+
+    def __init__(self, *args, weight_bits=8, **kwargs):
+        super().__init__(*args, **kwargs)
         self.weight_bits = check_bits("weight_bits", weight_bits)
 
-    def _build_quantization(self):
+    def build(self, input_shape):
+        super().build(input_shape)
         self.quantize_enabled = self.add_weight(
             name="quantize_enabled",
             shape=(),
@@ -68,8 +74,8 @@ class _KernelQuantization:
         if self.built:
             self.quantize_enabled.assign(store[str(len(store.keys()) - 1)])
 
-    def _add_quantization_config(self, config):
-        return {**config, "weight_bits": self.weight_bits}
+    def get_config(self):
+        return {**super().get_config(), "weight_bits": self.weight_bits}
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -82,14 +88,6 @@ class QuantizedConv2D(_KernelQuantization, keras.layers.Conv2D):
         **kwargs: `keras.layers.Conv2D` arguments.
     """
 
-    def __init__(self, *args, weight_bits=8, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_quantization(weight_bits)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_quantization()
-
     def call(self, inputs, training=None):
         outputs = self.convolution_op(
             inputs, self._rounded(self.kernel, training)
@@ -99,9 +97,6 @@ class QuantizedConv2D(_KernelQuantization, keras.layers.Conv2D):
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
-
-    def get_config(self):
-        return self._add_quantization_config(super().get_config())
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -118,14 +113,6 @@ class QuantizedDepthwiseConv2D(
             to `8`.
         **kwargs: `keras.layers.DepthwiseConv2D` arguments.
     """
-
-    def __init__(self, *args, weight_bits=8, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_quantization(weight_bits)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_quantization()
 
     def call(self, inputs, training=None):
         kh, kw, channels, multiplier = self.kernel.shape
@@ -149,9 +136,6 @@ class QuantizedDepthwiseConv2D(
             outputs = self.activation(outputs)
         return outputs
 
-    def get_config(self):
-        return self._add_quantization_config(super().get_config())
-
 
 @keras.saving.register_keras_serializable(package="tfcompress")
 class QuantizedDense(_KernelQuantization, keras.layers.Dense):
@@ -165,14 +149,6 @@ class QuantizedDense(_KernelQuantization, keras.layers.Dense):
 
     _round = staticmethod(round_per_channel)
 
-    def __init__(self, *args, weight_bits=8, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._init_quantization(weight_bits)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_quantization()
-
     def call(self, inputs, training=None):
         outputs = keras.ops.matmul(
             inputs, self._rounded(self.kernel, training)
@@ -182,6 +158,3 @@ class QuantizedDense(_KernelQuantization, keras.layers.Dense):
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
-
-    def get_config(self):
-        return self._add_quantization_config(super().get_config())
