@@ -229,19 +229,17 @@ def _initialize_ranges(qat_model, data):
     saved_norms = [
         [v.numpy() for v in (n.moving_mean, n.moving_variance)] for n in norms
     ]
+    decays = [quantizer.ema_decay for quantizer in quantizers]
     for quantizer in quantizers:
         quantizer.quantize_enabled.assign(0.0)
         quantizer.range_initialized.assign(0.0)
         quantizer.range_frozen.assign(0.0)
-        decay = quantizer.ema_decay
         quantizer.ema_decay = 0.0  # The range of the whole batch.
-        quantizer._calibration_decay = decay
     try:
         qat_model(data, training=True)
     finally:
-        for quantizer in quantizers:
-            quantizer.ema_decay = quantizer._calibration_decay
-            del quantizer._calibration_decay
+        for quantizer, decay in zip(quantizers, decays):
+            quantizer.ema_decay = decay
             quantizer.quantize_enabled.assign(1.0)
         for norm, (mean, variance) in zip(norms, saved_norms):
             norm.moving_mean.assign(mean)
