@@ -19,7 +19,6 @@ channel_sensitivity_<model>.png.
 import argparse
 import json
 import os
-import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,34 +27,19 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import command_lines  # noqa: E402
+from fashion_mnist_runs import float_and_int8_exports as exports  # noqa: E402
 from fashion_mnist_runs import build  # noqa: E402
 from fashion_mnist_runs import compile_keras3 as compiled  # noqa: E402
 from fashion_mnist_runs import log  # noqa: E402
 from fashion_mnist_runs import LOSS  # noqa: E402
 from fashion_mnist_runs import top1  # noqa: E402
-from tfcompress.export import LiteRTModel  # noqa: E402
 from tfcompress.export import compare_latency  # noqa: E402
 from tfcompress.export import to_tflite  # noqa: E402
 from tfcompress.pruning import prune_channels  # noqa: E402
 from tfcompress.pruning import sensitivity_analysis  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-def exports(model, name, tmp, calibration, x_test, y_test):
-    paths, accuracy = {}, {}
-    for quantization in ("none", "int8"):
-        path = os.path.join(tmp, f"{name}_{quantization}.tflite")
-        to_tflite(
-            model,
-            path,
-            quantization=quantization,
-            representative_data=calibration if quantization == "int8" else None,
-        )
-        paths[quantization] = path
-        logits = LiteRTModel(path).predict(x_test, batch_size=1000)
-        accuracy[quantization] = float(np.mean(logits.argmax(-1) == y_test))
-    return paths, accuracy
 
 
 def run(kind, args, data, tmp):
@@ -195,12 +179,7 @@ def latency_scaling(args, tmp):
             f"{t['pruned', 'int8'] / t['dense', 'int8']:.2f} |"
         )
         log(lines[-1])
-    lines += [
-        "",
-        "Command: `.venv/bin/python benchmarks/channel_pruning.py "
-        + " ".join(sys.argv[1:]) + "`",
-        "",
-    ]
+    lines += command_lines()
     return "\n".join(lines)
 
 
@@ -250,12 +229,7 @@ def markdown(rows, sensitivities, args):
             "",
             f"![sensitivity]({'channel_sensitivity_' + kind}.png)",
         ]
-    lines += [
-        "",
-        "Command: `.venv/bin/python benchmarks/channel_pruning.py "
-        + " ".join(sys.argv[1:]) + "`",
-        "",
-    ]
+    lines += command_lines()
     return "\n".join(lines)
 
 

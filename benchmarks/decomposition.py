@@ -34,45 +34,27 @@ decomposition_rank_selection.png (`_quick` names for a quick run).
 import argparse
 import json
 import os
-import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import command_lines  # noqa: E402
+from fashion_mnist_runs import float_and_int8_exports as exports  # noqa: E402
 from fashion_mnist_runs import compile_keras3 as compiled  # noqa: E402
 from fashion_mnist_runs import log  # noqa: E402
 from fashion_mnist_runs import top1  # noqa: E402
 from tfcompress.decomposition import decompose  # noqa: E402
 from tfcompress.decomposition import fidelity  # noqa: E402
 from tfcompress.decomposition import rank_selection  # noqa: E402
-from tfcompress.export import LiteRTModel  # noqa: E402
 from tfcompress.export import compare_latency  # noqa: E402
-from tfcompress.export import to_tflite  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 CONV = "conv2"
 DENSE = "fc"
 PROBES = 256
-
-
-def exports(model, name, tmp, calibration, x_test, y_test):
-    paths, accuracy = {}, {}
-    for quantization in ("none", "int8"):
-        path = os.path.join(tmp, f"{name}_{quantization}.tflite")
-        to_tflite(
-            model,
-            path,
-            quantization=quantization,
-            representative_data=calibration if quantization == "int8" else None,
-        )
-        paths[quantization] = path
-        logits = LiteRTModel(path).predict(x_test, batch_size=1000)
-        accuracy[quantization] = float(np.mean(logits.argmax(-1) == y_test))
-    return paths, accuracy
 
 
 def conv_macs(model, names):
@@ -349,11 +331,8 @@ def markdown(rows, selection, args, test_images):
         "",
         "![rank selection](decomposition_rank_selection"
         + ("_quick" if args.quick else "") + ".png)",
-        "",
-        "Command: `.venv/bin/python benchmarks/decomposition.py "
-        + " ".join(sys.argv[1:]) + "`",
-        "",
     ]
+    lines += command_lines()
     return "\n".join(lines)
 
 

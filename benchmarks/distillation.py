@@ -32,15 +32,18 @@ import argparse
 import json
 import os
 import statistics
-import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import LOSS  # noqa: E402
+from fashion_mnist_runs import command_lines  # noqa: E402
+from fashion_mnist_runs import epoch_timer  # noqa: E402
+from fashion_mnist_runs import interleaved_step_times  # noqa: E402
+from fashion_mnist_runs import log  # noqa: E402
+from fashion_mnist_runs import top1  # noqa: E402
 from tfcompress.callbacks import DistillationScheduler  # noqa: E402
 from tfcompress.distillation import Distiller  # noqa: E402
 from tfcompress.distillation import LinearSchedule  # noqa: E402
@@ -49,11 +52,6 @@ from tfcompress.layers import DepthwiseSeparableConv2D  # noqa: E402
 from tfcompress.layers import InvertedResidual  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # -- Models ------------------------------------------------------------
@@ -81,11 +79,6 @@ def build_student(width):
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = keras.layers.Dense(10, name="logits")(x)
     return keras.Model(inputs, outputs, name="student")
-
-
-def top1(model, x, y):
-    logits = model.predict(x, batch_size=1000, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == y))
 
 
 def logits_distillation(temperature):
@@ -184,18 +177,6 @@ def accuracy_rows(args, data, teacher):
 # -- Step time ---------------------------------------------------------
 
 
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
 def step_times(args, data, teacher):
     """Median seconds per step of each configuration, interleaved."""
     x_train, y_train, _, _ = data
@@ -218,7 +199,7 @@ def step_times(args, data, teacher):
                           loss=LOSS)
             if mode == "distill_cached":
                 inputs = cached
-        timer = EpochTimer()
+        timer = epoch_timer(keras.callbacks.Callback)()
 
         def run():
             model.fit(inputs, y, epochs=1, batch_size=args.batch_size,
@@ -229,13 +210,8 @@ def step_times(args, data, teacher):
 
     configs = {mode: make(mode) for mode in
                ("plain", "distill_teacher", "distill_cached")}
-    per_step = {name: [] for name in configs}
-    for index in range(args.timing_rounds):
-        log(f"step time: round {index + 1}/{args.timing_rounds}")
-        for name, (run, timer) in configs.items():
-            run()
-            per_step[name].append(timer.seconds[-1] / args.timing_steps)
-    return {name: statistics.median(v) for name, v in per_step.items()}
+    return interleaved_step_times(configs, args.timing_steps,
+                                  args.timing_rounds)
 
 
 # -- Report ------------------------------------------------------------
@@ -347,12 +323,7 @@ def markdown(result, args, plot_name):
             "faster here; it applies to a fixed training set without random "
             "augmentation that fits in memory.",
         ]
-    lines += [
-        "",
-        "Command: `.venv/bin/python benchmarks/distillation.py "
-        + " ".join(sys.argv[1:]) + "`",
-        "",
-    ]
+    lines += command_lines()
     return "\n".join(lines)
 
 

@@ -2,7 +2,9 @@
 the tf_keras twin of `plain_cnn` for tfmot, and interleaved step timing."""
 
 import gzip
+import os
 import statistics
+import sys
 import time
 
 import keras
@@ -10,6 +12,7 @@ import numpy as np
 
 import tfcompress
 from tfcompress.export import LiteRTModel
+from tfcompress.export import to_tflite
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -97,3 +100,47 @@ def interleaved_step_times(configs, steps, rounds):
             run()
             per_step[name].append(timer.seconds[-1] / steps)
     return {name: statistics.median(v) for name, v in per_step.items()}
+
+
+def float_and_int8_exports(model, name, tmp, calibration, x_test, y_test):
+    """Exports float32 and int8 (calibrated) files; returns paths and the
+    LiteRT top-1 accuracy of each, keyed by `"none"` / `"int8"`."""
+    paths, accuracy = {}, {}
+    for quantization in ("none", "int8"):
+        path = os.path.join(tmp, f"{name}_{quantization}.tflite")
+        to_tflite(
+            model,
+            path,
+            quantization=quantization,
+            representative_data=calibration if quantization == "int8" else None,
+        )
+        paths[quantization] = path
+        accuracy[quantization] = litert_top1(path, x_test, y_test)
+    return paths, accuracy
+
+
+def step_time_lines(timing, args):
+    """Markdown lines of the step-time table of `interleaved_step_times`:
+    each configuration against the plain fit of its framework."""
+    lines = [
+        "",
+        f"## Step time (plain CNN, batch {args.batch_size}, median of "
+        f"{args.timing_rounds} interleaved rounds of {args.timing_steps} "
+        "steps, after tracing)",
+        "",
+        "| configuration | ms per step | ratio to plain fit of its framework |",
+        "|---|---|---|",
+    ]
+    for name, seconds in timing.items():
+        plain = timing["keras3_plain" if name.startswith("keras3")
+                       else "tf_keras_plain"]
+        lines.append(f"| {name} | {1000 * seconds:.2f} | "
+                     f"{seconds / plain:.3f}x |")
+    return lines
+
+
+def command_lines():
+    """The closing lines of a results file: the command that wrote it."""
+    script = f"benchmarks/{os.path.basename(sys.argv[0])}"
+    return ["", f"Command: `.venv/bin/python {script} "
+            + " ".join(sys.argv[1:]) + "`", ""]

@@ -24,7 +24,6 @@ benchmarks/results/pruning_<model>.md and .json.
 import argparse
 import json
 import os
-import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,6 +32,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import command_lines  # noqa: E402
+from fashion_mnist_runs import step_time_lines  # noqa: E402
 from fashion_mnist_runs import build  # noqa: E402
 from fashion_mnist_runs import compile_keras3  # noqa: E402
 from fashion_mnist_runs import epoch_timer  # noqa: E402
@@ -287,32 +288,8 @@ def markdown(rows, timing, args):
         )
     if timing:
         lines += step_time_lines(timing, args)
-    lines += [
-        "",
-        "Command: `.venv/bin/python benchmarks/pruning.py "
-        + " ".join(sys.argv[1:])
-        + "`",
-        "",
-    ]
+    lines += command_lines()
     return "\n".join(lines)
-
-
-def step_time_lines(timing, args):
-    lines = [
-        "",
-        f"## Step time (plain CNN, batch {args.batch_size}, median of "
-        f"{args.timing_rounds} interleaved rounds of {args.timing_steps} "
-        "steps, after tracing)",
-        "",
-        "| configuration | ms per step | ratio to plain fit of its framework |",
-        "|---|---|---|",
-    ]
-    for name, seconds in timing.items():
-        plain = timing["keras3_plain" if name.startswith("keras3")
-                       else "tf_keras_plain"]
-        lines.append(f"| {name} | {1000 * seconds:.2f} | "
-                     f"{seconds / plain:.3f}x |")
-    return lines
 
 
 def main(argv=None):

@@ -29,7 +29,6 @@ benchmarks/results/quantization_<model>.md and .json.
 import argparse
 import json
 import os
-import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,6 +38,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import command_lines  # noqa: E402
+from fashion_mnist_runs import step_time_lines  # noqa: E402
 from fashion_mnist_runs import build  # noqa: E402
 from fashion_mnist_runs import compile_keras3  # noqa: E402
 from fashion_mnist_runs import epoch_timer  # noqa: E402
@@ -274,27 +275,8 @@ def markdown(kind, rows, timing, args):
     for r in errors:
         lines += ["", f"{r['variant']}: the converter says: `{r['export_error']}`"]
     if timing:
-        lines += [
-            "",
-            f"## Step time (plain CNN, batch {args.batch_size}, median of "
-            f"{args.timing_rounds} interleaved rounds of {args.timing_steps} "
-            "steps, after tracing)",
-            "",
-            "| configuration | ms per step | ratio to plain fit of its "
-            "framework |",
-            "|---|---|---|",
-        ]
-        for name, seconds in timing.items():
-            plain = timing["keras3_plain" if name.startswith("keras3")
-                           else "tf_keras_plain"]
-            lines.append(f"| {name} | {1000 * seconds:.2f} | "
-                         f"{seconds / plain:.2f}x |")
-    lines += [
-        "",
-        "Command: `.venv/bin/python benchmarks/quantization.py "
-        + " ".join(sys.argv[1:]) + "`",
-        "",
-    ]
+        lines += step_time_lines(timing, args)
+    lines += command_lines()
     return "\n".join(lines)
 
 

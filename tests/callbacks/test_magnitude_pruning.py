@@ -2,9 +2,6 @@
 per-layer targets, N:M, logging, resuming, strategies."""
 
 import glob
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -18,6 +15,7 @@ from tfcompress.pruning import PolynomialDecay
 from tfcompress.pruning import sparsity_report
 from tfcompress.pruning import strip
 from tfcompress.pruning.masks import pruned_count
+from tests.two_cpus import run_on_two_cpus
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -400,12 +398,6 @@ def test_steps_per_execution_prunes_at_the_crossed_steps(digits):
 
 MIRRORED_SCRIPT = textwrap.dedent(
     """
-    import os
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     import numpy as np
     import tfcompress
@@ -433,19 +425,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 
 
 def test_mirrored_strategy_over_two_cpus(tmp_path):
-    # Logical devices must be set before TensorFlow starts, so this runs in
-    # a fresh interpreter.
-    script = tmp_path / "mirrored.py"
-    script.write_text(MIRRORED_SCRIPT)
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+    lines = run_on_two_cpus(MIRRORED_SCRIPT, tmp_path)
     assert "replicas 2" in lines
     kernels = [line.split() for line in lines if line.startswith("kernel")]
     assert len(kernels) == 13

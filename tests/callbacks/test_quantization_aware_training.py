@@ -1,6 +1,3 @@
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -11,6 +8,7 @@ import tfcompress
 from tests.quantization.conftest import LOSS
 from tests.quantization.conftest import export_qat
 from tests.quantization.conftest import float_ops
+from tests.two_cpus import run_on_two_cpus
 from tfcompress.callbacks import QuantizationAwareTraining
 from tfcompress.export import to_tflite
 from tfcompress.export import verify
@@ -174,11 +172,6 @@ def test_low_bit_model_exports_through_its_8_bit_twin(digits, tmp_path):
 
 MIRRORED_SCRIPT = textwrap.dedent(
     """
-    import tensorflow as tf
-    tf.config.set_logical_device_configuration(
-        tf.config.list_physical_devices("CPU")[0],
-        [tf.config.LogicalDeviceConfiguration()] * 2,
-    )
     import keras
     import numpy as np
     import tfcompress
@@ -208,19 +201,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
 
 
 def test_mirrored_strategy_over_two_cpus(tmp_path):
-    script = tmp_path / "mirrored.py"
-    script.write_text(MIRRORED_SCRIPT)
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    values = dict(
-        line.split() for line in result.stdout.splitlines() if " " in line
-    )
+    lines = run_on_two_cpus(MIRRORED_SCRIPT, tmp_path)
+    values = dict(line.split() for line in lines if " " in line)
     assert values["replicas"] == "2"
     assert float(values["accuracy"]) > 0.6  # learns, from scratch, 3 epochs
     assert values["bn_frozen"] == "1.0"

@@ -2,9 +2,6 @@
 `fit` runs: variables, saving, the teacher cache, label-free distillation,
 pruning the student, MirroredStrategy."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -26,6 +23,7 @@ from tfcompress.pruning.masks import pruned_count
 from tfcompress.quantization import quantize_model
 from tests.distillation.conftest import LOSS
 from tests.distillation.conftest import mlp
+from tests.two_cpus import run_on_two_cpus
 
 
 def logits_loss(temperature=4.0):
@@ -237,12 +235,6 @@ def test_pruning_the_student_during_distillation(digits, teacher, cls):
 
 MIRRORED_SCRIPT = textwrap.dedent(
     """
-    import os
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
     import numpy as np
     import tfcompress
@@ -307,19 +299,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 
 
 def test_mirrored_strategy_over_two_cpus(tmp_path):
-    # Logical devices must be set before TensorFlow starts, so this runs in
-    # a fresh interpreter.
-    script = tmp_path / "mirrored.py"
-    script.write_text(MIRRORED_SCRIPT)
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+    lines = run_on_two_cpus(MIRRORED_SCRIPT, tmp_path)
     assert "replicas 2" in lines
     epochs = [line.split()[1:] for line in lines if line.startswith("epoch")]
     assert [(float(t), float(w)) for t, w, _, _, _ in epochs] == [
