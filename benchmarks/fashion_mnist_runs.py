@@ -68,18 +68,29 @@ def tf_keras_cnn(tf_keras):
 
 
 def epoch_timer(base_class):
-    """A callback class (of Keras 3 or tf_keras) timing each epoch."""
+    """A callback class (of Keras 3 or tf_keras) timing each epoch and
+    each step in it (from one batch's start to the next's)."""
 
     class EpochTimer(base_class):
         def __init__(self):
             super().__init__()
-            self.seconds = []
+            self.seconds = []  # per epoch
+            self.step_seconds = []  # per epoch, a list of its steps
 
         def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
+            self._start = self._last = time.perf_counter()
+            self._steps = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            now = time.perf_counter()
+            self._steps.append(now - self._last)
+            self._last = now
 
         def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
+            now = time.perf_counter()
+            self.seconds.append(now - self._start)
+            # The first entry is the epoch's start up to its first step.
+            self.step_seconds.append(self._steps[1:] + [now - self._last])
 
     return EpochTimer
 
@@ -91,14 +102,20 @@ def interleaved_step_times(configs, steps, rounds):
     `steps` steps, `timer` an `epoch_timer` passed to that fit. The first
     epoch of each fit includes tracing; the second is kept. Taking turns
     within each round makes the machine's noise hit every configuration
-    alike, so their ratios hold.
+    alike, so their ratios hold; the median over every kept step (not the
+    epochs' means) keeps a burst of another process's work on these shared
+    cores out of the figure.
     """
     per_step = {name: [] for name in configs}
     for round_index in range(rounds):
         log(f"step time: round {round_index + 1}/{rounds}")
         for name, (run, timer) in configs.items():
             run()
-            per_step[name].append(timer.seconds[-1] / steps)
+            per_step[name] += timer.step_seconds[-1]
+    for name, values in per_step.items():
+        log(f"step time: {name}: median {1000 * statistics.median(values):.2f}"
+            f" ms, mean {1000 * statistics.fmean(values):.2f} ms over "
+            f"{len(values)} steps")
     return {name: statistics.median(v) for name, v in per_step.items()}
 
 
@@ -124,7 +141,7 @@ def step_time_lines(timing, args):
     each configuration against the plain fit of its framework."""
     lines = [
         "",
-        f"## Step time (plain CNN, batch {args.batch_size}, median of "
+        f"## Step time (plain CNN, batch {args.batch_size}, median step of "
         f"{args.timing_rounds} interleaved rounds of {args.timing_steps} "
         "steps, after tracing)",
         "",

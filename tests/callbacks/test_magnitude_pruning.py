@@ -531,3 +531,46 @@ def test_one_callback_reused_on_another_model(digits):
     k = sparsity_report(second)["block1/expand"]
     assert k.zeros == pruned_count(k.size, 0.5)
     assert sparsity_report(first).sparsity == pytest.approx(0.5, abs=1e-3)
+
+
+class TraceCounting(keras.Model):
+    """A functional model that counts how often its train step is traced."""
+
+    traces = 0
+
+    def train_step(self, data):
+        # Python runs here only while TensorFlow traces the step.
+        TraceCounting.traces += 1
+        return super().train_step(data)
+
+
+def test_later_fits_with_the_callback_reuse_the_masked_train_step(digits):
+    x, y, _, _ = digits
+    plain = functional()
+    model = compiled(TraceCounting(plain.inputs, plain.outputs))
+    fit = dict(epochs=1, batch_size=32, verbose=0)
+
+    def hidden_sparsity():
+        return sparsity_report(model)["hidden"].sparsity
+
+    # Pruned once, at step 0; the masks must then hold through every fit.
+    callback = MagnitudePruning(ConstantSparsity(0.5, begin_step=0, end_step=0))
+    model.fit(x[:64], y[:64], callbacks=[callback], **fit)
+    traced = TraceCounting.traces
+    for _ in range(2):
+        model.fit(x[:64], y[:64], callbacks=[callback], **fit)
+        assert hidden_sparsity() == pytest.approx(0.5, abs=1e-3)
+    assert TraceCounting.traces == traced
+    # A plain fit runs the function it had before: traced now, no masks.
+    model.fit(x[:64], y[:64], **fit)
+    assert TraceCounting.traces == traced + 1
+    assert hidden_sparsity() < 0.1
+    # Back with the callback: the masked step again, with no new trace.
+    model.fit(x[:64], y[:64], callbacks=[callback], **fit)
+    assert TraceCounting.traces == traced + 1
+    assert hidden_sparsity() == pytest.approx(0.5, abs=1e-3)
+    # `compile` makes a new train function: the masks are traced into it.
+    compiled(model, keras.optimizers.SGD(0.1))
+    model.fit(x[:64], y[:64], callbacks=[callback], **fit)
+    assert TraceCounting.traces > traced + 1
+    assert hidden_sparsity() == pytest.approx(0.5, abs=1e-3)

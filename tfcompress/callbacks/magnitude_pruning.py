@@ -203,6 +203,8 @@ class MagnitudePruning(keras.callbacks.Callback):
         self._masks = {}  # path -> mask variable.
         self._last_step = None
         self._selected_for = None
+        self._plain_function = None
+        self._masked_function = None
 
     # -- Choosing the kernels -------------------------------------------
 
@@ -252,6 +254,7 @@ class MagnitudePruning(keras.callbacks.Callback):
             # First fit, or the callback is reused on another model.
             self._select()
             self._masks = {}
+            self._plain_function = self._masked_function = None
             self._selected_for = self.model
         strategy = getattr(self.model, "distribute_strategy", None)
         for weight, _ in self._targets:
@@ -269,12 +272,26 @@ class MagnitudePruning(keras.callbacks.Callback):
             variable.constraint = _Masked(
                 self._masks[weight.path], variable.constraint
             )
-        # The train function traces the constraints on its first call; a
-        # model that was fit before holds a function traced without them.
-        self.model.make_train_function(force=True)
+        self._use_masked_train_function()
         # The step is read at the first batch: `BackupAndRestore` restores
         # the optimizer in its own `on_train_begin`, possibly after this one.
         self._last_step = None
+
+    def _use_masked_train_function(self):
+        """Gives the model a train function that applies the masks.
+
+        A train function traces the constraints on its first call, so the
+        one `fit` built (or kept from an earlier `fit`) has none. Tracing
+        again costs seconds, so the masked function is kept and reused by
+        the next `fit` with this callback, as long as the model's own
+        function is still the one it replaced (`compile` makes a new one).
+        """
+        plain = self.model.train_function
+        if self._masked_function is None or plain is not self._plain_function:
+            self._plain_function = plain
+            self.model.make_train_function(force=True)
+            self._masked_function = self.model.train_function
+        self.model.train_function = self._masked_function
 
     def on_train_batch_begin(self, batch, logs=None):
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
@@ -306,7 +323,8 @@ class MagnitudePruning(keras.callbacks.Callback):
         # weights exactly zero.
         for weight, _ in self._targets:
             release_mask(weight.variable)
-        self.model.make_train_function(force=True)
+        # The function `fit` had before this callback, traced without masks.
+        self.model.train_function = self._plain_function
 
     # -- Pruning --------------------------------------------------------
 
