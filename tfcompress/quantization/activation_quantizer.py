@@ -101,8 +101,14 @@ class ActivationQuantizer(keras.layers.Layer):
         self.range_min.assign(new_min)
         self.range_max.assign(new_max)
         self.range_initialized.assign(1.0)
-        quantized = fake_quant_per_tensor(x, new_min, new_max, self.num_bits)
-        outputs = ops.where(self.quantize_enabled > 0.5, quantized, x)
+        # A branch, not `where`: before the delay ends the tensor is not
+        # rounded at all, and afterwards no select runs over the whole
+        # activation (and its gradient) at every step.
+        outputs = ops.cond(
+            self.quantize_enabled > 0.5,
+            lambda: fake_quant_per_tensor(x, new_min, new_max, self.num_bits),
+            lambda: x,
+        )
         return ops.cast(outputs, inputs.dtype)
 
     def compute_output_shape(self, input_shape):

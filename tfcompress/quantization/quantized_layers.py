@@ -55,10 +55,15 @@ class _KernelQuantization:
     _round = staticmethod(fake_quant_per_channel)
 
     def _rounded(self, kernel, training):
-        rounded = self._round(kernel, self.weight_bits)
         if not training:
-            return rounded
-        return keras.ops.where(self.quantize_enabled > 0.5, rounded, kernel)
+            return self._round(kernel, self.weight_bits)
+        # A branch, as in `ActivationQuantizer`: no rounding before the
+        # delay ends, no select over the kernel and its gradient after.
+        return keras.ops.cond(
+            self.quantize_enabled > 0.5,
+            lambda: self._round(kernel, self.weight_bits),
+            lambda: kernel,
+        )
 
     # Conv2D and Dense save only their kernel and bias, under "0", "1"; the
     # switch goes after them, so their load (and its count check) still fit.
