@@ -300,6 +300,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-tfmot", action="store_true")
     parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="only measure step times (keeps the accuracy "
+                        "rows of an earlier run's JSON)")
     parser.add_argument("--quick", action="store_true",
                         help="5,000 training images, 1+1 epochs (smoke run)")
     parser.add_argument("--train-limit", type=int, default=None)
@@ -328,15 +331,20 @@ def main(argv=None):
     os.makedirs(args.output_dir, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.models:
-            rows = run_model(kind, args, data, tmp, tfmot, tf_keras)
+            name = f"quantization_{kind}{suffix}"
+            json_path = os.path.join(args.output_dir, f"{name}.json")
+            if args.timing_only:
+                with open(json_path) as f:
+                    rows = json.load(f)["rows"]
+            else:
+                rows = run_model(kind, args, data, tmp, tfmot, tf_keras)
             timing = {}
             if kind == "cnn" and not args.skip_timing:
                 timing = step_times(args, data, tfmot, tf_keras)
             table = markdown(kind, rows, timing, args)
-            name = f"quantization_{kind}{suffix}"
             with open(os.path.join(args.output_dir, f"{name}.md"), "w") as f:
                 f.write(table)
-            with open(os.path.join(args.output_dir, f"{name}.json"), "w") as f:
+            with open(json_path, "w") as f:
                 json.dump({"args": vars(args), "rows": rows,
                            "seconds_per_step": timing}, f, indent=2)
             print(table, flush=True)
