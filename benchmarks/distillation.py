@@ -14,13 +14,22 @@ student is trained for the same epochs with the same optimizer, for each of
    weights alpha (= 1 - Keras's `student_loss_weight`); plotted.
 3. Fixed vs annealed temperature (`DistillationScheduler`, linear per step
    from 2T to T/2) at the reference T and alpha.
-4. Step time of distillation with the teacher run at every step and with
+4. Quantized distillation (Polino et al. 2018): the student made
+   quantization-aware with `quantize_model(student, weight_bits=4 or 8,
+   activation_bits=8)`, trained alone on the labels and distilled at the
+   reference T and alpha (`QuantizationAwareTraining` freezes batch norm for
+   the last quarter of the steps). The 8-bit students are exported to int8
+   TFLite and run in LiteRT (accuracy, top-1 agreement with Keras); the
+   4-bit ones are simulation only, as TFLite's kernels are int8.
+5. Step time of distillation with the teacher run at every step and with
    `cache_teacher_outputs`, relative to plain training of the student,
    measured in interleaved rounds.
 
-All distillation rows of 2-3 read cached teacher outputs (the tests show
-cached and uncached training give the same weights); 4 measures what that
-saves.
+All distillation rows of 2-4 read cached teacher outputs (the tests show
+cached and uncached training give the same weights); 5 measures what that
+saves. The defaults (20,000 training images, the full test set, 6 epochs,
+a 4 x 2 grid, 3 seeds) take about 45 minutes on two CPU cores; `log`
+prints each training run's number and seconds as it goes.
 
     .venv/bin/python benchmarks/distillation.py [--data-dir DIR] [--quick]
 
@@ -32,6 +41,8 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -42,16 +53,23 @@ from fashion_mnist_runs import LOSS  # noqa: E402
 from fashion_mnist_runs import command_lines  # noqa: E402
 from fashion_mnist_runs import epoch_timer  # noqa: E402
 from fashion_mnist_runs import interleaved_step_times  # noqa: E402
+from fashion_mnist_runs import litert_top1  # noqa: E402
 from fashion_mnist_runs import log  # noqa: E402
 from fashion_mnist_runs import top1  # noqa: E402
 from tfcompress.callbacks import DistillationScheduler  # noqa: E402
+from tfcompress.callbacks import QuantizationAwareTraining  # noqa: E402
 from tfcompress.distillation import Distiller  # noqa: E402
 from tfcompress.distillation import LinearSchedule  # noqa: E402
 from tfcompress.distillation import cache_teacher_outputs  # noqa: E402
+from tfcompress.export import to_tflite  # noqa: E402
+from tfcompress.export import verify  # noqa: E402
 from tfcompress.layers import DepthwiseSeparableConv2D  # noqa: E402
 from tfcompress.layers import InvertedResidual  # noqa: E402
+from tfcompress.quantization import quantize_model  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# Weight bits of the quantized students; activations are 8-bit in both.
+QUANTIZED_WEIGHT_BITS = (4, 8)
 
 
 # -- Models ------------------------------------------------------------
@@ -104,32 +122,58 @@ def train_teacher(args, data):
 
 
 def train_student(args, data, seed, teacher=None, cached=None,
-                  temperature=None, alpha=None, anneal=False):
-    """Test accuracy of a student trained alone or distilled."""
-    x_train, y_train, x_test, y_test = data
+                  temperature=None, alpha=None, anneal=False,
+                  weight_bits=None):
+    """A student trained alone or distilled, float or quantization-aware
+    (`weight_bits`); returns the trained student."""
+    x_train, y_train = data[:2]
     keras.utils.set_random_seed(seed)
     student = build_student(args.student_width)
+    steps = args.epochs * -(-len(x_train) // args.batch_size)
+    callbacks = []
+    if weight_bits is not None:
+        # quantize_model copies the weights, so a quantized row starts from
+        # the float rows' initial weights of its seed.
+        student, _ = quantize_model(
+            student, weight_bits=weight_bits, activation_bits=8,
+            calibration_data=x_train[:256],
+        )
+        # As in benchmarks/quantization.py: batch norm frozen to its moving
+        # statistics (what the folded int8 conv computes) for the last
+        # quarter.
+        callbacks.append(
+            QuantizationAwareTraining(freeze_bn_after=int(0.75 * steps)))
     optimizer = keras.optimizers.Adam(args.learning_rate)
     fit = dict(epochs=args.epochs, batch_size=args.batch_size, verbose=0)
     if teacher is None:
         student.compile(optimizer, LOSS)
-        student.fit(x_train, y_train, **fit)
-        return top1(student, x_test, y_test)
+        student.fit(x_train, y_train, callbacks=callbacks, **fit)
+        return student
     distiller = Distiller(
         teacher, student, logits_distillation(temperature),
         student_loss_weight=1.0 - alpha,
     )
     distiller.compile(optimizer, loss=LOSS)
-    callbacks = []
     if anneal:
-        steps = args.epochs * -(-len(x_train) // args.batch_size)
         callbacks.append(DistillationScheduler(
             temperature=LinearSchedule(2.0 * temperature, temperature / 2.0,
                                        steps),
             update_freq="step",
         ))
     distiller.fit(cached, y_train, callbacks=callbacks, **fit)
-    return top1(student, x_test, y_test)
+    return student
+
+
+def int8_file(student, path, x_test, y_test):
+    """Exports a quantization-aware student to int8 TFLite (its ranges from
+    its fake-quant ops) and runs the file in LiteRT."""
+    export = to_tflite(student, path, quantization="int8")
+    return {
+        "litert_accuracy": litert_top1(export.path, x_test, y_test),
+        "top1_agreement": verify(student, export.path,
+                                 x_test).top1_agreement,
+        "tflite_bytes": export.size_bytes,
+    }
 
 
 def summary(values):
@@ -142,36 +186,71 @@ def summary(values):
     }
 
 
-def accuracy_rows(args, data, teacher):
-    x_train = data[0]
-    cached = cache_teacher_outputs(teacher, x_train, batch_size=1000)
-    rows = {}
+def quantized_names(args, bits):
+    """Names of the rows of the `bits`-bit student: alone, distilled."""
+    return (f"{bits}-bit weights, alone",
+            f"{bits}-bit weights, distilled T={args.temperature:g} "
+            f"alpha={args.alpha:g}")
 
-    def run(name, **kwargs):
-        values = []
-        for seed in args.seeds:
-            values.append(train_student(args, data, seed, **kwargs))
-            log(f"{name} seed {seed}: {values[-1]:.4f}")
-        rows[name] = {**summary(values), **{
-            k: v for k, v in kwargs.items() if k in ("temperature", "alpha")
-        }}
-        log(f"{name}: {rows[name]['mean']:.4f} +- {rows[name]['std']:.4f}")
 
-    run("student alone")
+def student_configs(args, teacher, cached):
+    """`{row name: train_student keyword arguments}`: the float rows, then
+    the quantized ones; also the names of the reference and annealed rows."""
     distill = dict(teacher=teacher, cached=cached)
+    reference = dict(temperature=args.temperature, alpha=args.alpha,
+                     **distill)
+    configs = {"student alone": {}}
     for temperature in args.temperatures:
         for alpha in args.alphas:
-            run(f"distilled T={temperature:g} alpha={alpha:g}",
+            configs[f"distilled T={temperature:g} alpha={alpha:g}"] = dict(
                 temperature=temperature, alpha=alpha, **distill)
-    reference = f"distilled T={args.temperature:g} alpha={args.alpha:g}"
-    if reference not in rows:
-        run(reference, temperature=args.temperature, alpha=args.alpha,
-            **distill)
+    fixed = f"distilled T={args.temperature:g} alpha={args.alpha:g}"
+    configs.setdefault(fixed, reference)
     annealed = (f"annealed T={2 * args.temperature:g}->"
                 f"{args.temperature / 2:g} alpha={args.alpha:g}")
-    run(annealed, temperature=args.temperature, alpha=args.alpha,
-        anneal=True, **distill)
-    return rows, reference, annealed
+    configs[annealed] = dict(reference, anneal=True)
+    for bits in QUANTIZED_WEIGHT_BITS:
+        alone, distilled = quantized_names(args, bits)
+        configs[alone] = dict(weight_bits=bits)
+        configs[distilled] = dict(reference, weight_bits=bits)
+    return configs, fixed, annealed
+
+
+def accuracy_rows(args, data, teacher, tmp):
+    x_train, _, x_test, y_test = data
+    cached = cache_teacher_outputs(teacher, x_train, batch_size=1000)
+    configs, fixed, annealed = student_configs(args, teacher, cached)
+    total, count = len(configs) * len(args.seeds), 0
+    rows, quantized_rows = {}, {}
+    for name, kwargs in configs.items():
+        values, files = [], []
+        for seed in args.seeds:
+            count += 1
+            start = time.perf_counter()
+            student = train_student(args, data, seed, **kwargs)
+            values.append(top1(student, x_test, y_test))
+            message = f"{name} seed {seed}: {values[-1]:.4f}"
+            if kwargs.get("weight_bits") == 8:
+                path = os.path.join(tmp, f"student_{count}.tflite")
+                files.append(int8_file(student, path, x_test, y_test))
+                message += (f", LiteRT {files[-1]['litert_accuracy']:.4f}, "
+                            f"agreement {files[-1]['top1_agreement']:.4f}")
+            log(f"[{count}/{total}] {message} "
+                f"({time.perf_counter() - start:.0f} s)")
+        row = {**summary(values), **{
+            k: v for k, v in kwargs.items()
+            if k in ("temperature", "alpha", "weight_bits")
+        }}
+        if "weight_bits" in kwargs:
+            row["activation_bits"] = 8
+            row["exported"] = bool(files)
+        if files:
+            for key in ("litert_accuracy", "top1_agreement"):
+                row[key] = summary([f[key] for f in files])
+            row["tflite_bytes"] = files[0]["tflite_bytes"]
+        (quantized_rows if "weight_bits" in kwargs else rows)[name] = row
+        log(f"{name}: {row['mean']:.4f} +- {row['std']:.4f}")
+    return rows, quantized_rows, fixed, annealed
 
 
 # -- Step time ---------------------------------------------------------
@@ -295,6 +374,7 @@ def markdown(result, args, plot_name):
         "",
         f"![grid]({plot_name})",
     ]
+    lines += quantized_lines(result, args)
     timing = result["seconds_per_step"]
     if timing:
         plain = timing["plain"]
@@ -327,13 +407,62 @@ def markdown(result, args, plot_name):
     return "\n".join(lines)
 
 
+def quantized_lines(result, args):
+    """The section of the quantized students (Polino et al. 2018)."""
+    rows = result["quantized_rows"]
+    alone = result["rows"]["student alone"]["mean"]
+    lines = [
+        "",
+        "## Quantized students (quantized distillation, Polino et al. 2018)",
+        "",
+        "The student made quantization-aware with `quantize_model(student, "
+        "weight_bits=4 or 8, activation_bits=8)` from the same initial "
+        "weights, trained as long as every other row, alone or distilled at "
+        f"T={args.temperature:g}, alpha={args.alpha:g} (cached teacher "
+        "outputs); batch norm frozen for the last quarter of the steps. "
+        "Keras accuracy is that of the quantization-aware model (its "
+        "rounding on). The 8-bit students are exported with `to_tflite(..., "
+        "quantization=\"int8\")` and run in LiteRT; agreement is the "
+        "fraction of test images whose top-1 class the file and the Keras "
+        "model share (`verify`). 4-bit weights are simulation only: "
+        "TFLite's kernels are int8, so no file stores 4-bit weights.",
+        "",
+        "| configuration | weights / activations | Keras test accuracy, "
+        "mean +- std | min - max | vs float student alone (pts) | LiteRT "
+        "int8 accuracy, mean +- std | top-1 agreement, min over seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        if row["exported"]:
+            litert = row["litert_accuracy"]
+            files = (f"{litert['mean']:.2%} +- {100 * litert['std']:.2f} | "
+                     f"{row['top1_agreement']['min']:.2%}")
+        else:
+            files = "simulation only | simulation only"
+        lines.append(
+            f"| {name} | {row['weight_bits']} / {row['activation_bits']} "
+            f"bits | {row['mean']:.2%} +- {100 * row['std']:.2f} | "
+            f"{row['min']:.2%} - {row['max']:.2%} | "
+            f"{100 * (row['mean'] - alone):+.2f} | {files} |"
+        )
+    gains = []
+    for bits in QUANTIZED_WEIGHT_BITS:
+        alone_name, distilled_name = quantized_names(args, bits)
+        change = 100 * (rows[distilled_name]["mean"]
+                        - rows[alone_name]["mean"])
+        gains.append(f"{bits}-bit weights {change:+.2f} pts")
+    lines += ["", "Distilled minus trained alone, at the same bit width: "
+              + "; ".join(gains) + "."]
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=None,
                         help="folder with the official Fashion-MNIST files")
     parser.add_argument("--teacher-epochs", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=8,
-                        help="student epochs, every row (default 8)")
+    parser.add_argument("--epochs", type=int, default=6,
+                        help="student epochs, every row (default 6)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--student-width", type=int, default=12)
@@ -349,7 +478,10 @@ def main(argv=None):
                         help="reference alpha for the fixed/annealed rows")
     parser.add_argument("--timing-steps", type=int, default=50)
     parser.add_argument("--timing-rounds", type=int, default=5)
-    parser.add_argument("--train-limit", type=int, default=None)
+    # 20,000 of the 60,000 training images keep the 42 student runs within
+    # about 45 minutes on two CPU cores.
+    parser.add_argument("--train-limit", type=int, default=20000,
+                        help="training images (default 20000; 0: all)")
     parser.add_argument("--test-limit", type=int, default=None)
     parser.add_argument("--quick", action="store_true",
                         help="3,000 training and 1,000 test images, 2 "
@@ -361,6 +493,7 @@ def main(argv=None):
         args.teacher_epochs, args.epochs = 2, 2
         args.temperatures, args.alphas = [1.0, 4.0], [0.5, 0.9]
         args.timing_steps, args.timing_rounds = 10, 3
+    args.train_limit = args.train_limit or None
     if len(args.seeds) < 3:
         parser.error("use at least 3 seeds (--seeds) for a mean and spread")
     (x_train, y_train), (x_test, y_test) = (
@@ -385,7 +518,9 @@ def main(argv=None):
 
     teacher, teacher_accuracy = train_teacher(args, data)
     log(f"teacher: {teacher_accuracy:.4f}")
-    rows, reference, annealed = accuracy_rows(args, data, teacher)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, quantized_rows, reference, annealed = accuracy_rows(
+            args, data, teacher, tmp)
     timing = step_times(args, data, teacher)
     log("ms per step: " + ", ".join(
         f"{k} {1000 * v:.2f}" for k, v in timing.items()))
@@ -404,6 +539,7 @@ def main(argv=None):
         "fixed_row": reference,
         "annealed_row": annealed,
         "rows": rows,
+        "quantized_rows": quantized_rows,
         "seconds_per_step": timing,
     }
     table = markdown(result, args, plot_name)

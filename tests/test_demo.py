@@ -17,6 +17,8 @@ def test_demo_trains_exports_and_reports(tmp_path):
         pruned_row,
         cnn_row,
         decomposed_row,
+        student_row,
+        distilled_row,
     ) = rows
     assert [r.name for r in rows][:4] == [
         "float32",
@@ -67,6 +69,20 @@ def test_demo_trains_exports_and_reports(tmp_path):
     assert cnn_row.keras_accuracy > 0.9
     assert decomposed_row.keras_accuracy > cnn_row.keras_accuracy - 0.03
     assert decomposed_row.top1_agreement > 0.95
+    # The student: 24x fewer MACs than the model that teaches it; trained
+    # alone and distilled from the same initial weights, both classify, and
+    # their calibrated int8 files agree with Keras as the other PTQ rows do.
+    assert student_row.name == "student alone, int8"
+    assert distilled_row.name == "student, distilled, int8"
+    assert distilled_row.macs == student_row.macs
+    assert distilled_row.params == student_row.params
+    assert 20 * distilled_row.macs < float_row.macs
+    assert any("24x fewer MACs" in line for line in lines)
+    assert any("cached teacher outputs" in line for line in lines)
+    for row in (student_row, distilled_row):
+        assert row.keras_accuracy > 0.85
+        assert row.top1_agreement > 0.95
+        assert abs(row.litert_accuracy - row.keras_accuracy) < 0.03
     table = lines[-2]
     assert table == format_table(rows)
     assert "int8 (PTQ)" in table and "median latency" in table
