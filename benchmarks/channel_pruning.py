@@ -121,15 +121,28 @@ def run(kind, args, data, tmp):
 
 
 # Input shapes and widths of `plain_cnn` for the latency-scaling table.
+# (model, input shape, its size in the table, builder) for --latency-scaling.
 SCALING = [
-    ((28, 28, 1), (32, 64), 128),
-    ((56, 56, 3), (64, 128), 256),
-    ((112, 112, 3), (64, 128), 256),
+    ("plain CNN", (28, 28, 1), "filters (32, 64), dense 128",
+     lambda shape: tfcompress.models.plain_cnn(
+         shape, 10, filters=(32, 64), dense_units=128)),
+    ("plain CNN", (56, 56, 3), "filters (64, 128), dense 256",
+     lambda shape: tfcompress.models.plain_cnn(
+         shape, 10, filters=(64, 128), dense_units=256)),
+    ("plain CNN", (112, 112, 3), "filters (64, 128), dense 256",
+     lambda shape: tfcompress.models.plain_cnn(
+         shape, 10, filters=(64, 128), dense_units=256)),
+    ("small MobileNetV2", (28, 28, 1), "width 16",
+     lambda shape: tfcompress.models.small_mobilenet_v2(shape, 10)),
+    ("small MobileNetV2", (56, 56, 3), "width 32",
+     lambda shape: tfcompress.models.small_mobilenet_v2(shape, 10, width=32)),
+    ("small MobileNetV2", (112, 112, 3), "width 32",
+     lambda shape: tfcompress.models.small_mobilenet_v2(shape, 10, width=32)),
 ]
 
 
 def latency_scaling(args, tmp):
-    """Latency ratio of 50% channel pruning as the CNN grows.
+    """Latency ratio of 50% channel pruning as the models grow.
 
     Latency does not depend on the weights' values, so untrained models
     (calibrated on random images) measure it as well as trained ones.
@@ -137,27 +150,26 @@ def latency_scaling(args, tmp):
     lines = [
         "# Channel pruning: latency ratio as the model grows",
         "",
-        "`plain_cnn` at growing input sizes and widths, 50% of the channels "
+        "`plain_cnn` and `small_mobilenet_v2` at growing input sizes and "
+        "widths, 50% of the channels "
         "pruned (L1), untrained weights (latency does not depend on their "
         "values). LiteRT, batch 1, 1 thread, XNNPACK, median over "
         f"{args.rounds} interleaved rounds of {args.runs} runs.",
         "",
-        "| input | filters, dense | MACs | MACs ratio | float32 ms | "
+        "| model | input | size | MACs | MACs ratio | float32 ms | "
         "float32 ratio | int8 ms | int8 ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for shape, filters, dense_units in SCALING:
+    for index, (kind, shape, size, builder) in enumerate(SCALING):
         keras.utils.set_random_seed(args.seed)
-        model = tfcompress.models.plain_cnn(
-            shape, 10, filters=filters, dense_units=dense_units
-        )
+        model = builder(shape)
         pruned, report = prune_channels(model, 0.5)
         calibration = np.random.default_rng(0).random((50, *shape))
         paths = {}
         for name, variant in (("dense", model), ("pruned", pruned)):
             for quantization in ("none", "int8"):
                 path = os.path.join(
-                    tmp, f"scaling_{shape[0]}_{name}_{quantization}.tflite"
+                    tmp, f"scaling_{index}_{name}_{quantization}.tflite"
                 )
                 to_tflite(
                     variant, path, quantization=quantization,
@@ -171,7 +183,7 @@ def latency_scaling(args, tmp):
                              rounds=args.rounds)
         t = {key: ms[path] for key, path in paths.items()}
         lines.append(
-            f"| {shape[0]}x{shape[1]}x{shape[2]} | {filters}, {dense_units} | "
+            f"| {kind} | {shape[0]}x{shape[1]}x{shape[2]} | {size} | "
             f"{report.macs_before:,} | {report.macs_ratio:.3f} | "
             f"{t['dense', 'none']:.3f} -> {t['pruned', 'none']:.3f} | "
             f"{t['pruned', 'none'] / t['dense', 'none']:.2f} | "
