@@ -29,8 +29,8 @@ All distillation rows of 2-4 read cached teacher outputs (the tests show
 cached and uncached training give the same weights); 5 measures what that
 saves. Every model trains with Adam and a cosine decay of its rate to 0.
 The defaults (20,000 training images, the full test set, 10 teacher and 6
-student epochs, a 4 x 2 grid, 3 seeds) take about 50 minutes on two CPU cores; `log`
-prints each training run's number and seconds as it goes.
+student epochs, a 4 x 2 grid, 3 seeds) take about 40 minutes on two CPU
+cores; `log` prints each training run's number and seconds as it goes.
 
     .venv/bin/python benchmarks/distillation.py [--data-dir DIR] [--quick]
 
@@ -392,7 +392,7 @@ def markdown(result, args, plot_name):
         plain = timing["plain"]
         lines += [
             "",
-            f"## Step time (batch {args.batch_size}, median of "
+            f"## Step time (batch {args.batch_size}, median step of "
             f"{args.timing_rounds} interleaved rounds of "
             f"{args.timing_steps} steps, after tracing)",
             "",
