@@ -495,6 +495,9 @@ def main(argv=None):
     parser.add_argument("--train-limit", type=int, default=20000,
                         help="training images (default 20000; 0: all)")
     parser.add_argument("--test-limit", type=int, default=None)
+    parser.add_argument("--name", default=None,
+                        help="results file name, without extension (default "
+                        "distillation, or distillation_quick with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="3,000 training and 1,000 test images, 2 "
                         "epochs, a 2x2 grid (smoke run)")
@@ -539,7 +542,8 @@ def main(argv=None):
 
     os.makedirs(args.output_dir, exist_ok=True)
     # A smoke run never overwrites a full run's results.
-    name = "distillation_quick" if args.quick else "distillation"
+    name = args.name or (
+        "distillation_quick" if args.quick else "distillation")
     plot_name = f"{name}_grid.png"
     plot(rows, args, os.path.join(args.output_dir, plot_name))
     result = {
