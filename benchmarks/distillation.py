@@ -491,7 +491,7 @@ def main(argv=None):
     parser.add_argument("--timing-steps", type=int, default=50)
     parser.add_argument("--timing-rounds", type=int, default=5)
     # 20,000 of the 60,000 training images keep the 42 student runs within
-    # about 45 minutes on two CPU cores.
+    # about 40 minutes on two CPU cores.
     parser.add_argument("--train-limit", type=int, default=20000,
                         help="training images (default 20000; 0: all)")
     parser.add_argument("--test-limit", type=int, default=None)

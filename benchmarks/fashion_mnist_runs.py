@@ -2,6 +2,7 @@
 the tf_keras twin of `plain_cnn` for tfmot, and interleaved step timing."""
 
 import gzip
+import json
 import os
 import statistics
 import sys
@@ -154,6 +155,15 @@ def step_time_lines(timing, args):
         lines.append(f"| {name} | {1000 * seconds:.2f} | "
                      f"{seconds / plain:.3f}x |")
     return lines
+
+
+def rows_of_run_or_earlier(args, json_path, run):
+    """The accuracy rows of `run()`, or with `--timing-only` those that an
+    earlier run wrote to `json_path` (only the step times are measured)."""
+    if args.timing_only:
+        with open(json_path) as f:
+            return json.load(f)["rows"]
+    return run()
 
 
 def command_lines():

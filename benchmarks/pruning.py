@@ -42,6 +42,7 @@ from fashion_mnist_runs import interleaved_step_times  # noqa: E402
 from fashion_mnist_runs import litert_top1  # noqa: E402
 from fashion_mnist_runs import LOSS  # noqa: E402
 from fashion_mnist_runs import log  # noqa: E402
+from fashion_mnist_runs import rows_of_run_or_earlier  # noqa: E402
 from fashion_mnist_runs import tf_keras_cnn  # noqa: E402
 from fashion_mnist_runs import top1  # noqa: E402
 from tfcompress.callbacks import MagnitudePruning  # noqa: E402
@@ -348,11 +349,10 @@ def main(argv=None):
         for kind in args.models:
             name = f"pruning_{kind}{suffix}"
             json_path = os.path.join(args.output_dir, f"{name}.json")
-            if args.timing_only:
-                with open(json_path) as f:
-                    rows = json.load(f)["rows"]
-            else:
-                rows = run_keras3(kind, args, data, tmp, tfmot, tf_keras)
+            rows = rows_of_run_or_earlier(
+                args, json_path,
+                lambda: run_keras3(kind, args, data, tmp, tfmot, tf_keras),
+            )
             timing = step_times(args, data, tfmot, tf_keras) if (
                 kind == "cnn"
             ) else {}

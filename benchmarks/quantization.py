@@ -47,6 +47,7 @@ from fashion_mnist_runs import gzipped_size  # noqa: E402
 from fashion_mnist_runs import interleaved_step_times  # noqa: E402
 from fashion_mnist_runs import litert_top1  # noqa: E402
 from fashion_mnist_runs import log  # noqa: E402
+from fashion_mnist_runs import rows_of_run_or_earlier  # noqa: E402
 from fashion_mnist_runs import tf_keras_cnn  # noqa: E402
 from fashion_mnist_runs import top1  # noqa: E402
 from tfcompress.callbacks import QuantizationAwareTraining  # noqa: E402
@@ -333,11 +334,10 @@ def main(argv=None):
         for kind in args.models:
             name = f"quantization_{kind}{suffix}"
             json_path = os.path.join(args.output_dir, f"{name}.json")
-            if args.timing_only:
-                with open(json_path) as f:
-                    rows = json.load(f)["rows"]
-            else:
-                rows = run_model(kind, args, data, tmp, tfmot, tf_keras)
+            rows = rows_of_run_or_earlier(
+                args, json_path,
+                lambda: run_model(kind, args, data, tmp, tfmot, tf_keras),
+            )
             timing = {}
             if kind == "cnn" and not args.skip_timing:
                 timing = step_times(args, data, tfmot, tf_keras)
