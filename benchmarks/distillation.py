@@ -1,36 +1,43 @@
-"""Knowledge distillation on Fashion-MNIST: a wide CNN teaches a tiny student.
+"""Knowledge distillation on Fashion-MNIST: a wide CNN teaches a small student.
 
 Teacher: `tfcompress.models.plain_cnn` with wide filters (96, 192) and a
 512-unit hidden layer, trained once. Student: a MobileNet-style network
 from tfcompress layers (stem conv, two `DepthwiseSeparableConv2D`, one
-`InvertedResidual`), about 57x fewer MACs (`tfcompress.profile`). Every
-student is trained for the same epochs with the same optimizer, for each of
-`--seeds` seeds (the same initial weights for every row of a seed):
+`InvertedResidual`), 15x fewer MACs at the default width 24
+(`tfcompress.profile`). Every student is trained for the same epochs with
+the same optimizer, for each of `--seeds` seeds (the same initial weights
+for every row of a seed):
 
 1. Student alone, on the labels.
 2. Distilled with `tfcompress.distillation.Distiller`
    (`LogitsDistillation` with `keras.losses.KLDivergence()`, so Hinton et
    al.'s `T**2`-scaled loss), over a grid of temperatures T and soft-target
    weights alpha (= 1 - Keras's `student_loss_weight`); plotted.
-3. Fixed vs annealed temperature (`DistillationScheduler`, linear per step
-   from 2T to T/2) at the reference T and alpha.
-4. Quantized distillation (Polino et al. 2018): the student made
+3. The reference (T, alpha) for the rows below: the grid cell with the best
+   mean accuracy on validation images held out of the training set (the
+   test set only reports), or `--temperature` and `--alpha`.
+4. Fixed vs annealed temperature (`DistillationScheduler`, linear per step
+   from 2T to T/2) at the reference alpha.
+5. Quantized distillation (Polino et al. 2018): the student made
    quantization-aware with `quantize_model(student, weight_bits=4 or 8,
    activation_bits=8)`, trained alone on the labels and distilled at the
-   reference T and alpha (`QuantizationAwareTraining` freezes batch norm for
-   the last quarter of the steps). The 8-bit students are exported to int8
-   TFLite and run in LiteRT (accuracy, top-1 agreement with Keras); the
-   4-bit ones are simulation only, as TFLite's kernels are int8.
-5. Step time of distillation with the teacher run at every step and with
+   reference (`QuantizationAwareTraining` freezes batch norm for the last
+   quarter of the steps). The 8-bit students are exported to int8 TFLite
+   and run in LiteRT (accuracy, top-1 agreement with Keras); the 4-bit ones
+   are simulation only, as TFLite's kernels are int8.
+6. Step time of distillation with the teacher run at every step and with
    `cache_teacher_outputs`, relative to plain training of the student,
    measured in interleaved rounds.
 
-All distillation rows of 2-4 read cached teacher outputs (the tests show
-cached and uncached training give the same weights); 5 measures what that
-saves. Every model trains with Adam and a cosine decay of its rate to 0.
-The defaults (20,000 training images, the full test set, 10 teacher and 6
-student epochs, a 4 x 2 grid, 3 seeds) take about 40 minutes on two CPU
-cores; `log` prints each training run's number and seconds as it goes.
+Each gain is set against the spread over seeds (the larger std of the two
+rows compared) and whether the seeds' min-max ranges overlap. All
+distillation rows of 2-5 read cached teacher outputs (the tests show cached
+and uncached training give the same weights); 6 measures what that saves.
+Every model trains with Adam and a cosine decay of its rate to 0. The
+defaults (20,000 training and 5,000 validation images, the full test set,
+10 teacher and 8 student epochs, a 4 x 2 grid, 3 seeds) take about an hour
+on two CPU cores; `log` prints each training run's number and seconds as it
+goes.
 
     .venv/bin/python benchmarks/distillation.py [--data-dir DIR] [--quick]
 
@@ -39,6 +46,7 @@ distillation_grid.png.
 """
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -73,7 +81,26 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 QUANTIZED_WEIGHT_BITS = (4, 8)
 
 
-# -- Models ------------------------------------------------------------
+# -- Data and models ------------------------------------------------------------
+
+
+Data = collections.namedtuple(
+    "Data", "x_train y_train x_val y_val x_test y_test")
+
+
+def split_data(args):
+    """The first `--train-limit` training images to train on, the last
+    `--validation-images` of the 60,000 to choose T and alpha, and the test
+    set to report."""
+    (x, y), (x_test, y_test) = tfcompress.datasets.load_fashion_mnist(
+        args.data_dir, test_limit=args.test_limit)
+    held_out = len(x) - args.validation_images
+    if held_out <= 0:
+        raise ValueError(f"--validation-images {args.validation_images} "
+                         f"leaves no training images of {len(x)}")
+    train = min(args.train_limit or held_out, held_out)
+    return Data(x[:train], y[:train], x[held_out:], y[held_out:], x_test,
+                y_test)
 
 
 def build_teacher():
@@ -120,15 +147,14 @@ def cosine_adam(learning_rate, epochs, train_size, batch_size):
 
 
 def train_teacher(args, data):
-    x_train, y_train, x_test, y_test = data
     keras.utils.set_random_seed(args.teacher_seed)
     teacher = build_teacher()
-    teacher.compile(cosine_adam(1e-3, args.teacher_epochs, len(x_train),
-                                args.batch_size), LOSS)
+    teacher.compile(cosine_adam(1e-3, args.teacher_epochs,
+                                len(data.x_train), args.batch_size), LOSS)
     log(f"teacher: training {args.teacher_epochs} epochs")
-    teacher.fit(x_train, y_train, epochs=args.teacher_epochs,
+    teacher.fit(data.x_train, data.y_train, epochs=args.teacher_epochs,
                 batch_size=args.batch_size, verbose=0)
-    return teacher, top1(teacher, x_test, y_test)
+    return teacher, top1(teacher, data.x_test, data.y_test)
 
 
 def train_student(args, data, seed, teacher=None, cached=None,
@@ -136,7 +162,7 @@ def train_student(args, data, seed, teacher=None, cached=None,
                   weight_bits=None):
     """A student trained alone or distilled, float or quantization-aware
     (`weight_bits`); returns the trained student."""
-    x_train, y_train = data[:2]
+    x_train, y_train = data.x_train, data.y_train
     keras.utils.set_random_seed(seed)
     student = build_student(args.student_width)
     steps = args.epochs * -(-len(x_train) // args.batch_size)
@@ -197,58 +223,85 @@ def summary(values):
     }
 
 
-def quantized_names(args, bits):
-    """Names of the rows of the `bits`-bit student: alone, distilled."""
+def quantized_names(reference, bits):
+    """Names of the rows of the `bits`-bit student: alone, distilled at
+    the `reference` (temperature, alpha)."""
+    temperature, alpha = reference
     return (f"{bits}-bit weights, alone",
-            f"{bits}-bit weights, distilled T={args.temperature:g} "
-            f"alpha={args.alpha:g}")
+            f"{bits}-bit weights, distilled T={temperature:g} "
+            f"alpha={alpha:g}")
 
 
-def student_configs(args, teacher, cached):
-    """`{row name: train_student keyword arguments}`: the float rows, then
-    the quantized ones; also the names of the reference and annealed rows."""
-    distill = dict(teacher=teacher, cached=cached)
-    reference = dict(temperature=args.temperature, alpha=args.alpha,
-                     **distill)
+def distilled_name(temperature, alpha):
+    return f"distilled T={temperature:g} alpha={alpha:g}"
+
+
+def annealed_name(reference):
+    temperature, alpha = reference
+    return (f"annealed T={2 * temperature:g}->{temperature / 2:g} "
+            f"alpha={alpha:g}")
+
+
+def grid_configs(args, distill):
+    """`{row name: train_student keyword arguments}` of the student alone
+    and the T x alpha grid."""
     configs = {"student alone": {}}
     for temperature in args.temperatures:
         for alpha in args.alphas:
-            configs[f"distilled T={temperature:g} alpha={alpha:g}"] = dict(
+            configs[distilled_name(temperature, alpha)] = dict(
                 temperature=temperature, alpha=alpha, **distill)
-    fixed = f"distilled T={args.temperature:g} alpha={args.alpha:g}"
-    configs.setdefault(fixed, reference)
-    annealed = (f"annealed T={2 * args.temperature:g}->"
-                f"{args.temperature / 2:g} alpha={args.alpha:g}")
-    configs[annealed] = dict(reference, anneal=True)
+    return configs
+
+
+def choose_reference(args, rows):
+    """The (T, alpha) of the fixed, annealed and quantized rows: the ones
+    given, or else the grid cell with the best mean validation accuracy
+    (never the test set, which would flatter the rows built on it)."""
+    if args.temperature is not None:
+        return args.temperature, args.alpha
+    cells = [(t, a) for t in args.temperatures for a in args.alphas]
+    return max(cells, key=lambda cell: rows[distilled_name(*cell)][
+        "validation"]["mean"])
+
+
+def reference_configs(distill, reference):
+    """The rows trained at the reference (T, alpha): fixed (if the grid
+    lacks it), annealed, and the quantized students alone and distilled."""
+    temperature, alpha = reference
+    fixed = dict(temperature=temperature, alpha=alpha, **distill)
+    configs = {distilled_name(*reference): fixed,
+               annealed_name(reference): dict(fixed, anneal=True)}
     for bits in QUANTIZED_WEIGHT_BITS:
-        alone, distilled = quantized_names(args, bits)
+        alone, distilled = quantized_names(reference, bits)
         configs[alone] = dict(weight_bits=bits)
-        configs[distilled] = dict(reference, weight_bits=bits)
-    return configs, fixed, annealed
+        configs[distilled] = dict(fixed, weight_bits=bits)
+    return configs
 
 
-def accuracy_rows(args, data, teacher, tmp):
-    x_train, _, x_test, y_test = data
-    cached = cache_teacher_outputs(teacher, x_train, batch_size=1000)
-    configs, fixed, annealed = student_configs(args, teacher, cached)
-    total, count = len(configs) * len(args.seeds), 0
-    rows, quantized_rows = {}, {}
+def train_rows(args, data, configs, tmp, progress):
+    """Trains every config for every seed; `{name: row}` with the test and
+    validation accuracy over seeds (and LiteRT figures of 8-bit rows)."""
+    rows = {}
     for name, kwargs in configs.items():
-        values, files = [], []
+        values, validation, files = [], [], []
         for seed in args.seeds:
-            count += 1
+            progress["count"] += 1
             start = time.perf_counter()
             student = train_student(args, data, seed, **kwargs)
-            values.append(top1(student, x_test, y_test))
-            message = f"{name} seed {seed}: {values[-1]:.4f}"
+            values.append(top1(student, data.x_test, data.y_test))
+            validation.append(top1(student, data.x_val, data.y_val))
+            message = (f"{name} seed {seed}: test {values[-1]:.4f}, "
+                       f"validation {validation[-1]:.4f}")
             if kwargs.get("weight_bits") == 8:
-                path = os.path.join(tmp, f"student_{count}.tflite")
-                files.append(int8_file(student, path, x_test, y_test))
+                path = os.path.join(tmp, f"student_{progress['count']}"
+                                    ".tflite")
+                files.append(int8_file(student, path, data.x_test,
+                                       data.y_test))
                 message += (f", LiteRT {files[-1]['litert_accuracy']:.4f}, "
                             f"agreement {files[-1]['top1_agreement']:.4f}")
-            log(f"[{count}/{total}] {message} "
+            log(f"[{progress['count']}/{progress['total']}] {message} "
                 f"({time.perf_counter() - start:.0f} s)")
-        row = {**summary(values), **{
+        row = {**summary(values), "validation": summary(validation), **{
             k: v for k, v in kwargs.items()
             if k in ("temperature", "alpha", "weight_bits")
         }}
@@ -259,19 +312,46 @@ def accuracy_rows(args, data, teacher, tmp):
             for key in ("litert_accuracy", "top1_agreement"):
                 row[key] = summary([f[key] for f in files])
             row["tflite_bytes"] = files[0]["tflite_bytes"]
-        (quantized_rows if "weight_bits" in kwargs else rows)[name] = row
-        log(f"{name}: {row['mean']:.4f} +- {row['std']:.4f}")
-    return rows, quantized_rows, fixed, annealed
+        rows[name] = row
+        log(f"{name}: {row['mean']:.4f} +- {row['std']:.4f} "
+            f"(validation {row['validation']['mean']:.4f})")
+    return rows
+
+
+def accuracy_rows(args, data, teacher, tmp):
+    """The grid first, then the rows at the reference it picks; returns
+    the float rows, the quantized rows and the reference (T, alpha)."""
+    cached = cache_teacher_outputs(teacher, data.x_train, batch_size=1000)
+    distill = dict(teacher=teacher, cached=cached)
+    grid = grid_configs(args, distill)
+    # The total counts the annealed and quantized rows to come; it is made
+    # exact once the reference is known.
+    later = 1 + 2 * len(QUANTIZED_WEIGHT_BITS)
+    progress = {"count": 0, "total": (len(grid) + later) * len(args.seeds)}
+    rows = train_rows(args, data, grid, tmp, progress)
+    reference = choose_reference(args, rows)
+    log(f"reference T={reference[0]:g} alpha={reference[1]:g}")
+    configs = {name: kwargs for name, kwargs in
+               reference_configs(distill, reference).items()
+               if name not in rows}
+    progress["total"] = (len(grid) + len(configs)) * len(args.seeds)
+    later_rows = train_rows(args, data, configs, tmp, progress)
+    quantized = {name: row for name, row in later_rows.items()
+                 if "weight_bits" in row}
+    rows.update({name: row for name, row in later_rows.items()
+                 if name not in quantized})
+    return rows, quantized, reference
 
 
 # -- Step time ---------------------------------------------------------
 
 
-def step_times(args, data, teacher):
-    """Median seconds per step of each configuration, interleaved."""
-    x_train, y_train, _, _ = data
+def step_times(args, data, teacher, reference):
+    """Median seconds per step of each configuration (distillation at the
+    `reference` (T, alpha)), interleaved."""
+    temperature, alpha = reference
     count = args.timing_steps * args.batch_size
-    x, y = x_train[:count], y_train[:count]
+    x, y = data.x_train[:count], data.y_train[:count]
     cached = cache_teacher_outputs(teacher, x, batch_size=1000)
 
     def make(mode):
@@ -283,8 +363,8 @@ def step_times(args, data, teacher):
             model.compile(keras.optimizers.Adam(args.learning_rate), LOSS)
         else:
             model = Distiller(teacher, student,
-                              logits_distillation(args.temperature),
-                              student_loss_weight=1.0 - args.alpha)
+                              logits_distillation(temperature),
+                              student_loss_weight=1.0 - alpha)
             model.compile(keras.optimizers.Adam(args.learning_rate),
                           loss=LOSS)
             if mode == "distill_cached":
@@ -318,7 +398,7 @@ def plot(rows, args, path):
     axes.axhline(alone["mean"], color="gray", linestyle="--", linewidth=1,
                  label="student alone (mean +- std)")
     for alpha in args.alphas:
-        grid = [rows[f"distilled T={t:g} alpha={alpha:g}"]
+        grid = [rows[distilled_name(t, alpha)]
                 for t in args.temperatures]
         axes.errorbar(args.temperatures, [r["mean"] for r in grid],
                       yerr=[r["std"] for r in grid], marker="o", capsize=3,
@@ -340,13 +420,18 @@ def markdown(result, args, plot_name):
     models = result["models"]
     rows = result["rows"]
     alone = rows["student alone"]["mean"]
+    reference = (result["reference"]["temperature"],
+                 result["reference"]["alpha"])
+    temperature, alpha = reference
     title = "# Knowledge distillation on Fashion-MNIST"
     if args.quick:
         title += " (quick smoke run: numbers not meaningful)"
     lines = [
         title,
         "",
-        f"Training images: {result['train_images']:,}; test images: "
+        f"Training images: {result['train_images']:,}; validation images: "
+        f"the last {result['validation_images']:,} of the 60,000 training "
+        "images, never trained on; test images: "
         f"{result['test_images']:,}. Teacher "
         f"({models['teacher']['macs']:,} MACs, "
         f"{models['teacher']['params']:,} parameters) trained "
@@ -365,28 +450,37 @@ def markdown(result, args, plot_name):
         "Distilled rows read cached teacher outputs.",
         "",
         "| configuration | test accuracy, mean +- std | min - max | "
-        "vs student alone (pts) |",
-        "|---|---|---|---|",
+        "vs student alone (pts) | validation accuracy, mean |",
+        "|---|---|---|---|---|",
     ]
     for name, row in rows.items():
         change = 100 * (row["mean"] - alone)
         lines.append(
             f"| {name} | {row['mean']:.2%} +- {100 * row['std']:.2f} | "
-            f"{row['min']:.2%} - {row['max']:.2%} | {change:+.2f} |"
+            f"{row['min']:.2%} - {row['max']:.2%} | {change:+.2f} | "
+            f"{row['validation']['mean']:.2%} |"
         )
-    fixed, annealed = rows[result["fixed_row"]], rows[result["annealed_row"]]
+    fixed = rows[distilled_name(*reference)]
+    annealed = rows[annealed_name(reference)]
+    how = ("the grid cell with the best mean validation accuracy"
+           if result["reference"]["chosen_on_validation"]
+           else "given on the command line")
     lines += [
         "",
-        f"Fixed vs annealed temperature at alpha={args.alpha:g}: fixed "
-        f"T={args.temperature:g} {fixed['mean']:.2%} +- "
+        f"Reference T={temperature:g}, alpha={alpha:g} ({how}) for the "
+        "annealed and quantized rows. " + gain_sentence(
+            rows["student alone"], fixed, "Distilled at the reference"),
+        "",
+        f"Fixed vs annealed temperature at alpha={alpha:g}: fixed "
+        f"T={temperature:g} {fixed['mean']:.2%} +- "
         f"{100 * fixed['std']:.2f}; annealed per step from "
-        f"{2 * args.temperature:g} to {args.temperature / 2:g} "
+        f"{2 * temperature:g} to {temperature / 2:g} "
         f"{annealed['mean']:.2%} +- {100 * annealed['std']:.2f} "
         f"({100 * (annealed['mean'] - fixed['mean']):+.2f} pts).",
         "",
         f"![grid]({plot_name})",
     ]
-    lines += quantized_lines(result, args)
+    lines += quantized_lines(result, reference)
     timing = result["seconds_per_step"]
     if timing:
         plain = timing["plain"]
@@ -419,7 +513,7 @@ def markdown(result, args, plot_name):
     return "\n".join(lines)
 
 
-def quantized_lines(result, args):
+def quantized_lines(result, reference):
     """The section of the quantized students (Polino et al. 2018)."""
     rows = result["quantized_rows"]
     alone = result["rows"]["student alone"]["mean"]
@@ -430,7 +524,7 @@ def quantized_lines(result, args):
         "The student made quantization-aware with `quantize_model(student, "
         "weight_bits=4 or 8, activation_bits=8)` from the same initial "
         "weights, trained as long as every other row, alone or distilled at "
-        f"T={args.temperature:g}, alpha={args.alpha:g} (cached teacher "
+        f"T={reference[0]:g}, alpha={reference[1]:g} (cached teacher "
         "outputs); batch norm frozen for the last quarter of the steps. "
         "Keras accuracy is that of the quantization-aware model (its "
         "rounding on). The 8-bit students are exported with `to_tflite(..., "
@@ -457,15 +551,27 @@ def quantized_lines(result, args):
             f"{row['min']:.2%} - {row['max']:.2%} | "
             f"{100 * (row['mean'] - alone):+.2f} | {files} |"
         )
-    gains = []
+    lines.append("")
     for bits in QUANTIZED_WEIGHT_BITS:
-        alone_name, distilled_name = quantized_names(args, bits)
-        change = 100 * (rows[distilled_name]["mean"]
-                        - rows[alone_name]["mean"])
-        gains.append(f"{bits}-bit weights {change:+.2f} pts")
-    lines += ["", "Distilled minus trained alone, at the same bit width: "
-              + "; ".join(gains) + "."]
+        alone_name, distilled = quantized_names(reference, bits)
+        lines.append("- " + gain_sentence(
+            rows[alone_name], rows[distilled],
+            f"{bits}-bit weights, distilled vs alone"))
     return lines
+
+
+def gain_sentence(alone, distilled, what):
+    """`what`: the gain in mean test accuracy, set against the spread (the
+    larger std of the two rows) and whether the seeds' ranges overlap."""
+    gain = 100 * (distilled["mean"] - alone["mean"])
+    spread = 100 * max(alone["std"], distilled["std"])
+    verdict = "larger" if abs(gain) > spread else "not larger"
+    ranges = ("the ranges over seeds do not overlap"
+              if distilled["min"] > alone["max"]
+              or distilled["max"] < alone["min"]
+              else "the ranges over seeds overlap")
+    return (f"{what}: {gain:+.2f} pts, {verdict} than the spread "
+            f"({spread:.2f}, the larger std of the two); {ranges}.")
 
 
 def main(argv=None):
@@ -473,27 +579,33 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None,
                         help="folder with the official Fashion-MNIST files")
     parser.add_argument("--teacher-epochs", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=6,
-                        help="student epochs, every row (default 6)")
+    parser.add_argument("--epochs", type=int, default=8,
+                        help="student epochs, every row (default 8)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--student-width", type=int, default=12)
+    parser.add_argument("--student-width", type=int, default=24)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--teacher-seed", type=int, default=100)
     parser.add_argument("--temperatures", type=float, nargs="+",
                         default=[1.0, 2.0, 4.0, 8.0])
     parser.add_argument("--alphas", type=float, nargs="+",
                         default=[0.5, 0.9])
-    parser.add_argument("--temperature", type=float, default=4.0,
-                        help="reference T for the fixed/annealed rows")
-    parser.add_argument("--alpha", type=float, default=0.9,
-                        help="reference alpha for the fixed/annealed rows")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="reference T of the fixed, annealed and "
+                        "quantized rows (default: the grid cell best on the "
+                        "validation images; give --alpha too)")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="reference alpha (with --temperature)")
     parser.add_argument("--timing-steps", type=int, default=50)
     parser.add_argument("--timing-rounds", type=int, default=5)
     # 20,000 of the 60,000 training images keep the 42 student runs within
-    # about 40 minutes on two CPU cores.
+    # about an hour on two CPU cores.
     parser.add_argument("--train-limit", type=int, default=20000,
                         help="training images (default 20000; 0: all)")
+    parser.add_argument("--validation-images", type=int, default=5000,
+                        help="held out from the end of the 60,000 training "
+                        "images, never trained on: they pick the reference "
+                        "T and alpha (default 5000)")
     parser.add_argument("--test-limit", type=int, default=None)
     parser.add_argument("--name", default=None,
                         help="results file name, without extension (default "
@@ -507,18 +619,17 @@ def main(argv=None):
         args.train_limit, args.test_limit = 3000, 1000
         args.teacher_epochs, args.epochs = 2, 2
         args.temperatures, args.alphas = [1.0, 4.0], [0.5, 0.9]
+        args.validation_images = 1000
         args.timing_steps, args.timing_rounds = 10, 3
     args.train_limit = args.train_limit or None
     if len(args.seeds) < 3:
         parser.error("use at least 3 seeds (--seeds) for a mean and spread")
-    (x_train, y_train), (x_test, y_test) = (
-        tfcompress.datasets.load_fashion_mnist(
-            args.data_dir, train_limit=args.train_limit,
-            test_limit=args.test_limit,
-        )
-    )
-    data = (x_train, y_train, x_test, y_test)
-    log(f"Fashion-MNIST: {len(x_train)} train, {len(x_test)} test images")
+    if (args.temperature is None) != (args.alpha is None):
+        parser.error("give --temperature and --alpha together, or neither "
+                     "(then the grid's best cell on validation is used)")
+    data = split_data(args)
+    log(f"Fashion-MNIST: {len(data.x_train)} train, {len(data.x_val)} "
+        f"validation, {len(data.x_test)} test images")
     models = {}
     for name, model in (("teacher", build_teacher()),
                         ("student", build_student(args.student_width))):
@@ -534,9 +645,9 @@ def main(argv=None):
     teacher, teacher_accuracy = train_teacher(args, data)
     log(f"teacher: {teacher_accuracy:.4f}")
     with tempfile.TemporaryDirectory() as tmp:
-        rows, quantized_rows, reference, annealed = accuracy_rows(
+        rows, quantized_rows, reference = accuracy_rows(
             args, data, teacher, tmp)
-    timing = step_times(args, data, teacher)
+    timing = step_times(args, data, teacher, reference)
     log("ms per step: " + ", ".join(
         f"{k} {1000 * v:.2f}" for k, v in timing.items()))
 
@@ -548,12 +659,13 @@ def main(argv=None):
     plot(rows, args, os.path.join(args.output_dir, plot_name))
     result = {
         "args": vars(args),
-        "train_images": len(x_train),
-        "test_images": len(x_test),
+        "train_images": len(data.x_train),
+        "validation_images": len(data.x_val),
+        "test_images": len(data.x_test),
         "models": models,
         "teacher_accuracy": teacher_accuracy,
-        "fixed_row": reference,
-        "annealed_row": annealed,
+        "reference": {"temperature": reference[0], "alpha": reference[1],
+                      "chosen_on_validation": args.temperature is None},
         "rows": rows,
         "quantized_rows": quantized_rows,
         "seconds_per_step": timing,

@@ -169,5 +169,5 @@ def rows_of_run_or_earlier(args, json_path, run):
 def command_lines():
     """The closing lines of a results file: the command that wrote it."""
     script = f"benchmarks/{os.path.basename(sys.argv[0])}"
-    return ["", f"Command: `.venv/bin/python {script} "
-            + " ".join(sys.argv[1:]) + "`", ""]
+    command = " ".join([".venv/bin/python", script, *sys.argv[1:]])
+    return ["", f"Command: `{command}`", ""]
