@@ -81,7 +81,7 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 QUANTIZED_WEIGHT_BITS = (4, 8)
 
 
-# -- Data and models ------------------------------------------------------------
+# -- Data and models ---------------------------------------------------
 
 
 Data = collections.namedtuple(
