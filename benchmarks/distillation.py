@@ -223,17 +223,15 @@ def summary(values):
     }
 
 
+def distilled_name(temperature, alpha):
+    return f"distilled T={temperature:g} alpha={alpha:g}"
+
+
 def quantized_names(reference, bits):
     """Names of the rows of the `bits`-bit student: alone, distilled at
     the `reference` (temperature, alpha)."""
-    temperature, alpha = reference
     return (f"{bits}-bit weights, alone",
-            f"{bits}-bit weights, distilled T={temperature:g} "
-            f"alpha={alpha:g}")
-
-
-def distilled_name(temperature, alpha):
-    return f"distilled T={temperature:g} alpha={alpha:g}"
+            f"{bits}-bit weights, {distilled_name(*reference)}")
 
 
 def annealed_name(reference):
