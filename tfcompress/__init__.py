@@ -1,6 +1,10 @@
 """tfcompress: model compression for Keras 3, exported to TFLite (LiteRT).
 
 Subpackages:
+- `tfcompress.graph`: the graph core every tool is built on, and the layer
+  registry (`register_layer`): what each tool knows about each layer
+  class, in one place.
+- `tfcompress.keras_layers`: those rules for Keras's own layers.
 - `tfcompress.layers`: drop-in efficient Keras layers.
 - `tfcompress.analysis`: `profile()`, per-layer parameters, MACs and bytes.
 - `tfcompress.export`: `to_tflite()` and the LiteRT runner, evaluation and
@@ -29,12 +33,17 @@ from tfcompress import datasets
 from tfcompress import decomposition
 from tfcompress import distillation
 from tfcompress import export
+from tfcompress import graph
 from tfcompress import layers
 from tfcompress import models
 from tfcompress import pruning
 from tfcompress import quantization
 from tfcompress.analysis import profile
 from tfcompress.export import to_tflite
+from tfcompress.graph import register_layer
+
+# Last: the rules for Keras's layers reference every tool's building blocks.
+from tfcompress import keras_layers  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -45,10 +54,13 @@ __all__ = [
     "decomposition",
     "distillation",
     "export",
+    "graph",
+    "keras_layers",
     "layers",
     "models",
     "pruning",
     "quantization",
     "profile",
     "to_tflite",
+    "register_layer",
 ]

@@ -28,9 +28,11 @@ Conventions:
   convolution or dense layer.
 - A layer without a rule gets `macs=None` (unknown). The rules never guess.
 
-The rules are looked up along the layer's class hierarchy (most specific
-class first), so a subclass of `Dense` or `Conv2D` is counted like its
-parent; an exact-class registry would silently miss such subclasses.
+The rules are the `macs` aspect of the layer registry
+(`tfcompress.graph.register_layer`), looked up along the layer's class
+hierarchy (most specific class first), so a subclass of `Dense` or `Conv2D`
+is counted like its parent. This module holds the counting functions;
+`tfcompress.keras_layers` registers them for Keras's layers.
 """
 
 import dataclasses
@@ -38,7 +40,7 @@ import math
 
 import keras
 
-from tfcompress.layers.channel_shuffle import ChannelShuffle
+from tfcompress.graph import registry
 
 NO_MACS = "no MACs"
 UNKNOWN_MACS = "MACs unknown"
@@ -85,10 +87,15 @@ def layer_cost(layer, input_shapes, output_shape):
     >>> layer_cost(layer, [(1, 3)], (1, 4))
     LayerCost(macs=12, note='')
     """
-    rule = _find_rule(layer)
+    rule = registry.rule_for(layer, "macs")
     if rule is None:
         return LayerCost(None, UNKNOWN_MACS)
-    return rule(layer, [tuple(s) for s in input_shapes], tuple(output_shape))
+    cost = rule(layer, [tuple(s) for s in input_shapes], tuple(output_shape))
+    if isinstance(cost, LayerCost):
+        return cost
+    if cost is None:
+        return LayerCost(None, UNKNOWN_MACS)
+    return LayerCost(int(cost))
 
 
 def has_rule(layer):
@@ -101,7 +108,7 @@ def has_rule(layer):
         `True` when `layer_cost` knows how to count the layer. The profiler
         treats such a layer as a leaf and does not descend into it.
     """
-    return _find_rule(layer) is not None
+    return registry.rule_for(layer, "macs") is not None
 
 
 def int8_weight_bytes(layer, variable):
@@ -138,14 +145,14 @@ def _positions_and_channels(layer, shape):
     return math.prod(shape[:-1]), shape[-1]
 
 
-def _dense(layer, input_shapes, output_shape):
+def dense_macs(layer, input_shapes, output_shape):
     # A Dense layer on a rank-3+ input applies to every position.
     in_features = input_shapes[0][-1]
     positions = math.prod(output_shape[:-1])
     return LayerCost(positions * in_features * layer.units)
 
 
-def _einsum_dense(layer, input_shapes, output_shape):
+def einsum_dense_macs(layer, input_shapes, output_shape):
     # Contraction of the input with the kernel: each combination of the
     # distinct indices of the equation (batch index and ellipsis included)
     # is one multiply-accumulate.
@@ -181,7 +188,7 @@ def _einsum_dense(layer, input_shapes, output_shape):
     return LayerCost(math.prod(sizes.values()) * ellipsis_size)
 
 
-def _conv(layer, input_shapes, output_shape):
+def convolution_macs(layer, input_shapes, output_shape):
     _, in_channels = _positions_and_channels(layer, input_shapes[0])
     out_positions, _ = _positions_and_channels(layer, output_shape)
     groups = getattr(layer, "groups", 1) or 1
@@ -193,7 +200,7 @@ def _conv(layer, input_shapes, output_shape):
     )
 
 
-def _conv_transpose(layer, input_shapes, output_shape):
+def convolution_transpose_macs(layer, input_shapes, output_shape):
     # Each input position scatters a kernel_size window to every filter.
     in_positions, in_channels = _positions_and_channels(
         layer, input_shapes[0]
@@ -217,11 +224,11 @@ def _depthwise_macs(layer, input_shapes, output_shape):
     )
 
 
-def _depthwise_conv(layer, input_shapes, output_shape):
+def depthwise_convolution_macs(layer, input_shapes, output_shape):
     return LayerCost(_depthwise_macs(layer, input_shapes, output_shape))
 
 
-def _separable_conv(layer, input_shapes, output_shape):
+def separable_convolution_macs(layer, input_shapes, output_shape):
     _, in_channels = _positions_and_channels(layer, input_shapes[0])
     out_positions, _ = _positions_and_channels(layer, output_shape)
     depthwise = _depthwise_macs(layer, input_shapes, output_shape)
@@ -234,226 +241,37 @@ def _separable_conv(layer, input_shapes, output_shape):
     return LayerCost(depthwise + pointwise)
 
 
-def _batch_norm(layer, input_shapes, output_shape):
+def batch_normalization_macs(layer, input_shapes, output_shape):
     return LayerCost(0, FOLDED_BATCH_NORM)
 
 
-def _average_pooling(layer, input_shapes, output_shape):
+def average_pooling_macs(layer, input_shapes, output_shape):
     # One accumulate per window element and output value.
     return LayerCost(math.prod(output_shape) * math.prod(layer.pool_size))
 
 
-def _global_average_pooling(layer, input_shapes, output_shape):
+def global_average_pooling_macs(layer, input_shapes, output_shape):
     # Each input value is accumulated once.
     return LayerCost(math.prod(input_shapes[0]))
 
 
-def _max_pooling(layer, input_shapes, output_shape):
+def max_pooling_macs(layer, input_shapes, output_shape):
     return LayerCost(0, "max: comparisons, no MACs")
 
 
-def _up_sampling(layer, input_shapes, output_shape):
+def up_sampling_macs(layer, input_shapes, output_shape):
     if getattr(layer, "interpolation", "nearest") == "nearest":
         return LayerCost(0, NO_MACS)
     return LayerCost(None, f"{UNKNOWN_MACS} ({layer.interpolation})")
 
 
-def _no_macs(layer, input_shapes, output_shape):
+def no_macs(layer, input_shapes, output_shape):
     return LayerCost(0, NO_MACS)
 
 
-def _channel_shuffle(layer, input_shapes, output_shape):
-    return LayerCost(0, "channel shuffle: data movement, no MACs")
-
-
-def _matmul(layer, input_shapes, output_shape):
+def matmul_macs(layer, input_shapes, output_shape):
     # (..., M, K) @ (..., K, N): K multiply-accumulates per output value.
     # Also right for 1-D operands (vector products).
     if len(input_shapes) < 2 or not input_shapes[0]:
         return LayerCost(None, UNKNOWN_MACS)
     return LayerCost(math.prod(output_shape) * input_shapes[0][-1])
-
-
-_ZERO_MAC_LAYERS = (
-    # Inputs, reshaping and data movement.
-    "InputLayer",
-    "Identity",
-    "Flatten",
-    "Reshape",
-    "Permute",
-    "RepeatVector",
-    "Cropping1D",
-    "Cropping2D",
-    "Cropping3D",
-    "ZeroPadding1D",
-    "ZeroPadding2D",
-    "ZeroPadding3D",
-    "Masking",
-    # Lookup.
-    "Embedding",
-    # Identities at inference.
-    "Dropout",
-    "SpatialDropout1D",
-    "SpatialDropout2D",
-    "SpatialDropout3D",
-    "GaussianDropout",
-    "GaussianNoise",
-    "AlphaDropout",
-    "ActivityRegularization",
-    # Element-wise: 0 MACs by convention.
-    "Activation",
-    "ReLU",
-    "LeakyReLU",
-    "PReLU",
-    "ELU",
-    "Softmax",
-    "Add",
-    "Subtract",
-    "Multiply",
-    "Average",
-    "Maximum",
-    "Minimum",
-    "Concatenate",
-    # Foldable into the input quantization.
-    "Rescaling",
-    "Normalization",
-)
-
-_MAX_POOLING_LAYERS = (
-    "MaxPooling1D",
-    "MaxPooling2D",
-    "MaxPooling3D",
-    "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D",
-    "GlobalMaxPooling3D",
-)
-
-# Operations that functional models record for `keras.ops` calls on
-# symbolic tensors (e.g. `x + 3.0`). Their classes are not exported by
-# Keras, so they are looked up by name in `keras.src.ops.*` (private
-# modules; a name missing in some Keras version is skipped). Operations not
-# listed here are reported with unknown MACs.
-_ZERO_MAC_OPS = {
-    "numpy": (
-        # Element-wise arithmetic.
-        "Add",
-        "Subtract",
-        "Multiply",
-        "Divide",
-        "TrueDivide",
-        "Negative",
-        "Abs",
-        "Absolute",
-        "Square",
-        "Sqrt",
-        "Exp",
-        "Tanh",
-        "Maximum",
-        "Minimum",
-        "Clip",
-        # Data movement.
-        "Reshape",
-        "Transpose",
-        "Concatenate",
-        "ExpandDims",
-        "Squeeze",
-        "GetItem",
-        "Split",
-        "Stack",
-        "Tile",
-        "Repeat",
-        "Pad",
-        "Moveaxis",
-        "Swapaxes",
-        "Flip",
-        "Ravel",
-    ),
-    "nn": (
-        "Relu",
-        "Relu6",
-        "Sigmoid",
-        "HardSigmoid",
-        "Silu",
-        "HardSilu",
-        "Gelu",
-        "Elu",
-        "Selu",
-        "Celu",
-        "LeakyRelu",
-        "Softmax",
-        "LogSoftmax",
-        "Softplus",
-        "Softsign",
-        "HardTanh",
-        "DepthToSpace",
-        "SpaceToDepth",
-    ),
-    "core": (
-        "Cast",
-        "Slice",
-        "Unstack",
-        "StopGradient",
-        "ConvertToTensor",
-    ),
-}
-
-
-def _build_rules():
-    rules = {
-        keras.layers.Dense: _dense,
-        keras.layers.EinsumDense: _einsum_dense,
-        keras.layers.Conv1D: _conv,
-        keras.layers.Conv2D: _conv,
-        keras.layers.Conv3D: _conv,
-        keras.layers.Conv1DTranspose: _conv_transpose,
-        keras.layers.Conv2DTranspose: _conv_transpose,
-        keras.layers.Conv3DTranspose: _conv_transpose,
-        keras.layers.DepthwiseConv1D: _depthwise_conv,
-        keras.layers.DepthwiseConv2D: _depthwise_conv,
-        keras.layers.SeparableConv1D: _separable_conv,
-        keras.layers.SeparableConv2D: _separable_conv,
-        keras.layers.BatchNormalization: _batch_norm,
-        keras.layers.AveragePooling1D: _average_pooling,
-        keras.layers.AveragePooling2D: _average_pooling,
-        keras.layers.AveragePooling3D: _average_pooling,
-        keras.layers.GlobalAveragePooling1D: _global_average_pooling,
-        keras.layers.GlobalAveragePooling2D: _global_average_pooling,
-        keras.layers.GlobalAveragePooling3D: _global_average_pooling,
-        keras.layers.UpSampling1D: _up_sampling,
-        keras.layers.UpSampling2D: _up_sampling,
-        keras.layers.UpSampling3D: _up_sampling,
-        ChannelShuffle: _channel_shuffle,
-    }
-    for name in _MAX_POOLING_LAYERS:
-        rules[getattr(keras.layers, name)] = _max_pooling
-    for name in _ZERO_MAC_LAYERS:
-        layer_class = getattr(keras.layers, name, None)
-        if layer_class is not None:
-            rules[layer_class] = _no_macs
-
-    from keras.src.ops import core as ops_core
-    from keras.src.ops import nn as ops_nn
-    from keras.src.ops import numpy as ops_numpy
-
-    modules = {"numpy": ops_numpy, "nn": ops_nn, "core": ops_core}
-    for module_name, names in _ZERO_MAC_OPS.items():
-        for name in names:
-            op_class = getattr(modules[module_name], name, None)
-            if op_class is not None:
-                rules[op_class] = _no_macs
-    if hasattr(ops_numpy, "Matmul"):
-        rules[ops_numpy.Matmul] = _matmul
-    return rules
-
-
-_RULES = _build_rules()
-
-
-def _find_rule(layer):
-    # Most specific class first: walking the MRO finds a rule registered for
-    # the layer's own class before one registered for a base class.
-    for cls in type(layer).__mro__:
-        rule = _RULES.get(cls)
-        if rule is not None:
-            return rule
-    return None

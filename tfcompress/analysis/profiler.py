@@ -22,13 +22,14 @@ cannot count: such a layer is listed in `ProfileReport.unknown_macs`.
 """
 
 import dataclasses
-import functools
 import math
 import numbers
 
 import keras
 
 from tfcompress.analysis import layer_costs
+from tfcompress.graph import keras_internals
+from tfcompress.graph import layer_tree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +203,7 @@ def profile(model, input_shape=None):
         model(inputs, training=False)
     finally:
         for hook in reversed(hooks):
-            _remove_recorder(*hook)
+            keras_internals.restore_call(*hook)
 
     walk = _Walk(
         records, {id(v) for v in getattr(model, "trainable_weights", [])}
@@ -311,14 +312,8 @@ class _Call:
     output_shapes: list
 
 
-_MISSING = object()
-
-
 def _all_layers(model):
-    # `_flatten_layers` is private, but it is the only way Keras 3 offers to
-    # list the sublayers of a `Layer` that is not a `Model` (`Model.layers`
-    # is a thin wrapper over it).
-    return list(model._flatten_layers(include_self=True, recursive=True))
+    return layer_tree.all_layers(model, include_self=True)
 
 
 def _traceable_operations(model):
@@ -333,26 +328,13 @@ def _traceable_operations(model):
 
 
 def _install_recorder(operation, records):
-    """Shadows `operation.call` with a recording wrapper.
-
-    `Operation.__call__` (Keras 3) looks up `self.call`, or
-    `self.quantized_call` for a quantized layer, at every call, so an
-    instance attribute intercepts the call without touching the class.
-    The attribute is written to the instance `__dict__` directly, bypassing
-    the attribute tracking of `Layer.__setattr__`.
+    """Records the shapes of every eager call of `operation`.
 
     Returns:
-        `(operation, attribute, previous)` for `_remove_recorder`.
+        A handle for `keras_internals.restore_call`.
     """
-    if getattr(operation, "quantization_mode", None) is not None:
-        attribute = "quantized_call"
-    else:
-        attribute = "call"
-    previous = operation.__dict__.get(attribute, _MISSING)
-    original = getattr(operation, attribute)
 
-    @functools.wraps(original)
-    def recording_call(*args, **kwargs):
+    def record(original, *args, **kwargs):
         outputs = original(*args, **kwargs)
         if _is_eager(outputs):
             arguments = args if args else kwargs.get("inputs", ())
@@ -361,15 +343,7 @@ def _install_recorder(operation, records):
             )
         return outputs
 
-    operation.__dict__[attribute] = recording_call
-    return operation, attribute, previous
-
-
-def _remove_recorder(operation, attribute, previous):
-    if previous is _MISSING:
-        operation.__dict__.pop(attribute, None)
-    else:
-        operation.__dict__[attribute] = previous
+    return keras_internals.intercept_call(operation, record)
 
 
 def _is_eager(outputs):
@@ -402,10 +376,7 @@ def _children(layer):
     """Direct sublayers of `layer` (and ops nodes of a functional model)."""
     if not isinstance(layer, keras.layers.Layer):
         return []
-    # Private, see `_all_layers`: lists a Layer's direct sublayers.
-    children = list(
-        layer._flatten_layers(include_self=False, recursive=False)
-    )
+    children = layer_tree.sublayers(layer)
     operations = None
     if isinstance(layer, keras.Model):
         operations = getattr(layer, "operations", None)

@@ -3,6 +3,7 @@
 import keras
 
 from tfcompress.argument_validation import integer_at_least
+from tfcompress.graph import layer_tree
 from tfcompress.quantization import ActivationQuantizer
 from tfcompress.quantization import FreezableBatchNormalization
 from tfcompress.quantization.quantized_layers import quantized_kernel_layers
@@ -74,7 +75,7 @@ class QuantizationAwareTraining(keras.callbacks.Callback):
         self.verbose = verbose
 
     def on_train_begin(self, logs=None):
-        layers = list(self.model._flatten_layers(include_self=False))
+        layers = layer_tree.all_layers(self.model)
         self._switches = {
             "qat_quantizing": [
                 layer.quantize_enabled

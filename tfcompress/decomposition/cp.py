@@ -124,8 +124,6 @@ class CPMethod:
     """
 
     name = "cp"
-    layer_types = (keras.layers.Conv2D,)
-    layer_description = "Conv2D"
     # ALS at large ranks is slow, and CP ranks above the MACs break-even
     # are of no use: `rank_selection`'s default grid stops there.
     stop_grid_at_break_even = True

@@ -10,27 +10,49 @@ import keras
 from tfcompress import argument_validation
 from tfcompress.analysis import profile
 from tfcompress.decomposition import fidelity
-from tfcompress.decomposition.cp import CPMethod
 from tfcompress.decomposition.report import DecompositionReport
 from tfcompress.decomposition.report import LayerDecomposition
 from tfcompress.decomposition.report import SkippedLayer
 from tfcompress.decomposition.report import format_rank
-from tfcompress.decomposition.svd import SVDMethod
-from tfcompress.decomposition.tucker2 import Tucker2Method
+from tfcompress.graph import cloning
+from tfcompress.graph import functional_graph
+from tfcompress.graph import registry
 
-# Each method knows its layer types, its ranks, its MACs and how to build
-# the replacement layer; `decompose` and `rank_selection` only dispatch, so
-# a new method is one new class. A method has `name`, `layer_types`,
-# `layer_description`, `stop_grid_at_break_even` and:
+# Each method knows its ranks, its MACs and how to build the replacement
+# layer; which layer classes it applies to is the `decompositions` aspect of
+# the layer registry (`tfcompress.graph.register_layer`). `decompose` and
+# `rank_selection` only dispatch, so a new method is one new class. A method
+# has `name`, `stop_grid_at_break_even` and:
 #   unsupported(layer) -> reason or None
 #   full_rank(layer), resolve_rank(layer, rank, argument) -> concrete rank
 #   exceeds_full_rank(layer, rank) -> bool
 #   candidate_ranks(layer), default_grid(layer) -> ranks by rising MACs
 #   macs(layer, input_shape, output_shape, rank) -> one call's MACs
 #   decompose(layer, rank, options) -> (built replacement, kernel error)
-METHODS = {
-    method.name: method for method in (SVDMethod(), CPMethod(), Tucker2Method())
-}
+
+
+def method_names():
+    """The names of every registered decomposition method, sorted."""
+    names = set()
+    for methods in registry.registered_classes("decompositions").values():
+        names.update(methods)
+    return sorted(names)
+
+
+def method_for(layer, name):
+    """The method `name` for `layer`, or `None` if it does not apply."""
+    return (registry.rule_for(layer, "decompositions") or {}).get(name)
+
+
+def layer_description(name):
+    """The layer classes method `name` applies to, e.g. `"Dense"`."""
+    return " or ".join(
+        cls.__name__
+        for cls, methods in registry.registered_classes(
+            "decompositions"
+        ).items()
+        if name in methods
+    )
 
 
 def decompose(
@@ -246,29 +268,18 @@ def _check_model(model):
             "`model` must be a functional or Sequential `keras.Model`. "
             f"Received: model={model!r} (of type {type(model).__name__})"
         )
-    if not _is_graph_model(model):
-        raise ValueError(
-            "`decompose` rebuilds a model from its graph of layers, so it "
-            "needs a functional or Sequential model; a subclassed model's "
-            "`call()` cannot be rewired. Decompose its layers one by one "
-            "with `svd_factors`, `cp_factors` or `tucker2_factors` and the "
-            "layers' `from_factors`. Received: model of type "
-            f"{type(model).__name__}"
-        )
+    functional_graph.functional_graph(
+        model,
+        "decompose",
+        hint="Or decompose its layers one by one with `svd_factors`, "
+        "`cp_factors` or `tucker2_factors` and the layers' `from_factors`.",
+    )
     if not model.built or not _inputs(model):
         raise ValueError(
             "`model` must be built with known inputs: start it with "
             "`keras.Input(shape)`. Received: model "
             f"{model.name!r} (not built)"
         )
-
-
-def _is_graph_model(model):
-    # `Functional` is not exported by Keras; a functional model is a
-    # `keras.Model` built from `inputs` and `outputs` (it has a graph).
-    from keras.src.models.functional import Functional
-
-    return isinstance(model, (Functional, keras.Sequential))
 
 
 def _inputs(model):
@@ -279,14 +290,15 @@ def _inputs(model):
 
 
 def _resolve_method(name, argument):
-    if not isinstance(name, str) or name not in METHODS:
+    names = method_names()
+    if not isinstance(name, str) or name not in names:
         raise ValueError(
             f"`{argument}` must be one of "
-            f"{', '.join(repr(m) for m in METHODS)}, or a dict "
+            f"{', '.join(repr(m) for m in names)}, or a dict "
             "{layer_name: method}. Received: "
             f"{argument}={name!r}"
         )
-    return METHODS[name]
+    return name
 
 
 def choose_layers(model, method, rank, layers):
@@ -345,23 +357,24 @@ def choose_layers(model, method, rank, layers):
     if explicit is not None:
         candidates = []
         for name in explicit:
-            layer_method = methods[name] if methods else default
+            method_name = methods[name] if methods else default
             layer = by_name.get(name)
             handled = [
                 layer.name
                 for layer in model.layers
-                if isinstance(layer, layer_method.layer_types)
+                if method_for(layer, method_name) is not None
             ]
             if layer is None:
                 raise ValueError(
                     f"Model {model.name!r} has no layer named {name!r} "
                     "among its direct layers. Layers that method "
-                    f"{layer_method.name!r} can decompose: {handled}"
+                    f"{method_name!r} can decompose: {handled}"
                 )
-            if not isinstance(layer, layer_method.layer_types):
+            layer_method = method_for(layer, method_name)
+            if layer_method is None:
                 raise ValueError(
-                    f"Method {layer_method.name!r} decomposes "
-                    f"{layer_method.layer_description} layers; layer "
+                    f"Method {method_name!r} decomposes "
+                    f"{layer_description(method_name)} layers; layer "
                     f"{name!r} is a {type(layer).__name__}. Such layers "
                     f"in the model: {handled}"
                 )
@@ -369,22 +382,23 @@ def choose_layers(model, method, rank, layers):
             if reason is not None:
                 raise ValueError(
                     f"Layer {name!r} cannot be decomposed with "
-                    f"{layer_method.name!r}: {reason}."
+                    f"{method_name!r}: {reason}."
                 )
             candidates.append(Candidate(layer, layer_method, explicit=True))
         return candidates, []
 
     candidates, skipped = [], []
     for layer in model.layers:
-        if not isinstance(layer, default.layer_types):
+        layer_method = method_for(layer, default)
+        if layer_method is None:
             continue
         if callable(layers) and not layers(layer):
             continue
-        reason = default.unsupported(layer)
+        reason = layer_method.unsupported(layer)
         if reason is not None:
             skipped.append(SkippedLayer(layer.name, reason))
             continue
-        candidates.append(Candidate(layer, default, explicit=False))
+        candidates.append(Candidate(layer, layer_method, explicit=False))
     return candidates, skipped
 
 
@@ -531,19 +545,7 @@ def _ranks_for_target(candidates, total_macs, target):
 
 
 def _rebuild(model, replacements):
-    """A copy of `model` with `replacements` (by name) swapped in.
-
-    `keras.models.clone_model` makes fresh layers with new weights, so the
-    unchanged layers get the original's weights copied in afterwards.
-    """
-
-    def clone(layer):
-        if layer.name in replacements:
-            return replacements[layer.name]
-        return layer.__class__.from_config(layer.get_config())
-
-    new_model = keras.models.clone_model(model, clone_function=clone)
-    for layer in model.layers:
-        if layer.name not in replacements and layer.weights:
-            new_model.get_layer(layer.name).set_weights(layer.get_weights())
-    return new_model
+    """A copy of `model` with `replacements` (by name) swapped in."""
+    return cloning.clone_model(
+        model, lambda layer: replacements.get(layer.name)
+    )

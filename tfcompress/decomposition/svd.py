@@ -92,8 +92,6 @@ class SVDMethod:
     """
 
     name = "svd"
-    layer_types = (keras.layers.Dense,)
-    layer_description = "Dense"
     stop_grid_at_break_even = False
 
     def unsupported(self, layer):

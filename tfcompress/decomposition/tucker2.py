@@ -138,8 +138,6 @@ class Tucker2Method:
     """
 
     name = "tucker2"
-    layer_types = (keras.layers.Conv2D,)
-    layer_description = "Conv2D"
     stop_grid_at_break_even = False
 
     def unsupported(self, layer):

@@ -3,6 +3,10 @@
 import keras
 
 from tfcompress import argument_validation
+from tfcompress.analysis.layer_costs import LayerCost
+from tfcompress.graph.registry import register_layer
+from tfcompress.pruning import channel_rules
+from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -64,3 +68,13 @@ class ChannelShuffle(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "groups": self.groups}
+
+
+register_layer(
+    ChannelShuffle,
+    macs=lambda layer, input_shapes, output_shape: LayerCost(
+        0, "channel shuffle: data movement, no MACs"
+    ),
+    channels=channel_rules.barrier("it reorders channels by group"),
+    quantize=QuantizeRule.keeps_input_scale(),
+)

@@ -4,7 +4,9 @@ import keras
 import numpy as np
 
 from tfcompress import argument_validation
+from tfcompress.graph.registry import register_layer
 from tfcompress.layers.sublayers import build_in_sequence
+from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -263,3 +265,29 @@ class CPConv2D(keras.layers.Layer):
             ),
         }
         return {**base_config, **config}
+
+
+# Channel rule (structured pruning): the output projection's filters are
+# the output channels; the input projection reads the input's channels.
+def _channel_rule(trace, node, layer, in_maps):
+    in_map = trace.single(in_maps)
+    projection = layer.output_projection
+    unit = trace.new_unit(
+        layer,
+        layer.name,
+        layer.filters,
+        [(projection.kernel, -1)],
+        projection.bias,
+    )
+    trace.slice(layer, layer.input_projection.kernel, -2, in_map)
+    trace.slice(layer, projection.kernel, -1, unit.map)
+    trace.slice(layer, projection.bias, 0, unit.map)
+    trace.resize(layer, lambda plan: {"filters": plan.count(unit)})
+    return [unit.map]
+
+
+register_layer(
+    CPConv2D,
+    channels=_channel_rule,
+    quantize=QuantizeRule.inline(),
+)

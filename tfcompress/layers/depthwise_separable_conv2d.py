@@ -3,7 +3,10 @@
 import keras
 
 from tfcompress import argument_validation
+from tfcompress.graph.registry import register_layer
 from tfcompress.layers.sublayers import build_in_sequence
+from tfcompress.pruning.channel_trace import repeat
+from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -160,3 +163,31 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
             ),
         }
         return {**base_config, **config}
+
+
+# Channel rule (structured pruning): the pointwise filters are the output
+# channels; the depthwise part follows its input's channels.
+def _channel_rule(trace, node, layer, in_maps):
+    in_map = trace.single(in_maps)
+    depthwise_map = repeat(in_map, layer.depth_multiplier)
+    unit = trace.new_unit(
+        layer,
+        layer.name,
+        layer.filters,
+        [(layer.pointwise.kernel, -1)],
+        batch_norm=layer.pointwise_bn,
+    )
+    trace.slice(layer, layer.depthwise.kernel, -2, in_map)
+    trace.slice_batch_norm(layer, layer.depthwise_bn, depthwise_map)
+    trace.slice(layer, layer.pointwise.kernel, -2, depthwise_map)
+    trace.slice(layer, layer.pointwise.kernel, -1, unit.map)
+    trace.slice_batch_norm(layer, layer.pointwise_bn, unit.map)
+    trace.resize(layer, lambda plan: {"filters": plan.count(unit)})
+    return [unit.map]
+
+
+register_layer(
+    DepthwiseSeparableConv2D,
+    channels=_channel_rule,
+    quantize=QuantizeRule.inline(),
+)

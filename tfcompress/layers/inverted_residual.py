@@ -1,11 +1,16 @@
 """MobileNetV2's inverted residual block with a linear bottleneck."""
 
+import math
 import numbers
 
 import keras
+import numpy as np
 
 from tfcompress import argument_validation
+from tfcompress.graph.registry import register_layer
 from tfcompress.layers.sublayers import build_in_sequence
+from tfcompress.pruning.channel_trace import UntraceableLayer
+from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -188,3 +193,94 @@ class InvertedResidual(keras.layers.Layer):
             ),
         }
         return {**base_config, **config}
+
+
+# Channel rule (structured pruning): the hidden channels ("<block>/expand")
+# and the output channels ("<block>/project") are pruned apart; a residual
+# add ties the output channels to the input's.
+def _channel_rule(trace, node, layer, in_maps):
+    in_map = trace.single(in_maps)
+    channels = node.input_tensors[0].shape[-1]
+    if layer.uses_residual and (
+        in_map is None
+        or not np.array_equal(in_map.indices, np.arange(channels))
+        or any(trace.sets[s].size != channels for s in set(in_map.sets))
+    ):
+        raise UntraceableLayer(
+            "its residual add meets input channels not aligned one to one"
+        )
+    hidden = None
+    hidden_map = in_map
+    if layer.expand is not None:
+        hidden = trace.new_unit(
+            layer,
+            f"{layer.name}/expand",
+            layer.expand.filters,
+            [(layer.expand.kernel, -1)],
+            batch_norm=layer.expand_bn,
+        )
+        hidden_map = hidden.map
+        trace.slice(layer, layer.expand.kernel, -2, in_map)
+        trace.slice(layer, layer.expand.kernel, -1, hidden_map)
+        trace.slice_batch_norm(layer, layer.expand_bn, hidden_map)
+    trace.slice(layer, layer.depthwise.kernel, -2, hidden_map)
+    trace.slice_batch_norm(layer, layer.depthwise_bn, hidden_map)
+    trace.slice(layer, layer.project.kernel, -2, hidden_map)
+    out = trace.new_unit(
+        layer,
+        f"{layer.name}/project",
+        layer.filters,
+        [(layer.project.kernel, -1)],
+        batch_norm=layer.project_bn,
+    )
+    trace.slice(layer, layer.project.kernel, -1, out.map)
+    trace.slice_batch_norm(layer, layer.project_bn, out.map)
+    if layer.uses_residual:
+        trace.tie([in_map, out.map], layer)
+    in_sets = []
+    if in_map is not None:
+        in_sets = [trace.sets[s] for s in np.unique(in_map.sets)]
+
+    def resize(plan):
+        config = {"filters": plan.count(out)}
+        if hidden is not None:
+            kept_in = plan.count_map(in_map, channels)
+            kept_hidden = plan.count(hidden)
+            original = (hidden.channel_set.size, channels)
+            if (kept_hidden, kept_in) != original:
+                # The block makes round(C * expansion) hidden channels.
+                expansion = kept_hidden / kept_in
+                if expansion == 1:
+                    # An expansion of 1 drops the expansion convolution;
+                    # the next float above 1 keeps it, with C channels.
+                    expansion = math.nextafter(1.0, 2.0)
+                if int(round(kept_in * expansion)) != kept_hidden:
+                    raise RuntimeError(
+                        f"Internal error: expansion {expansion!r} does "
+                        f"not give {kept_hidden} hidden channels from "
+                        f"{kept_in} in '{layer.name}'."
+                    )
+                config["expansion"] = expansion
+        return config
+
+    trace.resize(layer, resize)
+    if layer.strides == (1, 1) and not layer.uses_residual:
+
+        def keeps_residual_off(plan):
+            if plan.count(out) == plan.count_map(in_map, channels):
+                return (
+                    "keeping as many output as input channels would "
+                    f"turn on the residual add of '{layer.name}'",
+                    [out.channel_set, *in_sets],
+                )
+            return None
+
+        trace.constraints.append(keeps_residual_off)
+    return [out.map]
+
+
+register_layer(
+    InvertedResidual,
+    channels=_channel_rule,
+    quantize=QuantizeRule.inline(),
+)

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 
 from tfcompress import argument_validation
+from tfcompress.graph.registry import register_layer
+from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -168,3 +170,24 @@ class LowRankDense(keras.layers.Layer):
             ),
         }
         return {**base_config, **config}
+
+
+# Channel rule (structured pruning): V's units are the output channels; U
+# reads the input's channels.
+def _channel_rule(trace, node, layer, in_maps):
+    in_map = trace.single(in_maps)
+    unit = trace.new_unit(
+        layer, layer.name, layer.units, [(layer.v.kernel, 1)], layer.v.bias
+    )
+    trace.slice(layer, layer.u.kernel, 0, in_map)
+    trace.slice(layer, layer.v.kernel, 1, unit.map)
+    trace.slice(layer, layer.v.bias, 0, unit.map)
+    trace.resize(layer, lambda plan: {"units": plan.count(unit)})
+    return [unit.map]
+
+
+register_layer(
+    LowRankDense,
+    channels=_channel_rule,
+    quantize=QuantizeRule.inline(),
+)

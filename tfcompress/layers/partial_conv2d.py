@@ -3,6 +3,9 @@
 import keras
 
 from tfcompress import argument_validation
+from tfcompress.graph.registry import register_layer
+from tfcompress.pruning import channel_rules
+from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -110,3 +113,13 @@ class PartialConv2D(keras.layers.Layer):
             ),
         }
         return {**base_config, **config}
+
+
+register_layer(
+    PartialConv2D,
+    channels=channel_rules.barrier(
+        "it convolves only its first C // n_div channels, so which channels "
+        "it convolves depends on their number"
+    ),
+    quantize=QuantizeRule.inline(),
+)

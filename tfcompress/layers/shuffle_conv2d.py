@@ -3,7 +3,10 @@
 import keras
 
 from tfcompress import argument_validation
+from tfcompress.graph.registry import register_layer
 from tfcompress.layers.channel_shuffle import ChannelShuffle
+from tfcompress.pruning import channel_rules
+from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -151,3 +154,13 @@ class ShuffleConv2D(keras.layers.Layer):
             ),
         }
         return {**base_config, **config}
+
+
+register_layer(
+    ShuffleConv2D,
+    channels=channel_rules.barrier(
+        "grouped convolution and channel shuffle: its channels are tied by "
+        "group and reordered"
+    ),
+    quantize=QuantizeRule.inline(),
+)

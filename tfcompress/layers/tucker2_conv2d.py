@@ -4,7 +4,9 @@ import keras
 import numpy as np
 
 from tfcompress import argument_validation
+from tfcompress.graph.registry import register_layer
 from tfcompress.layers.sublayers import build_in_sequence
+from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -262,3 +264,6 @@ class Tucker2Conv2D(keras.layers.Layer):
             ),
         }
         return {**base_config, **config}
+
+
+register_layer(Tucker2Conv2D, quantize=QuantizeRule.inline())

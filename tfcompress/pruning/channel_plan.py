@@ -1,6 +1,6 @@
 """Which channels structured pruning keeps: the pruning plan.
 
-`Plan` joins the channel sets that a `Trace` ties into groups (pruned as
+`Plan` joins the channel sets that a `ChannelTrace` ties into groups (pruned as
 one), chooses how many channels each selected group keeps from its
 sparsity, `min_channels` and `round_to`, leaves alone the groups that a
 layer rule forbids pruning, and then keeps the channels of highest
@@ -43,7 +43,7 @@ class Plan:
             names = self.tied_by[self.root[a]]
             if layer_name not in names:
                 names.append(layer_name)
-        # Left alone by a layer rule (see `Trace.constraints`).
+        # Left alone by a layer rule (see `ChannelTrace.constraints`).
         self.constrained = {}
         self.target = {}
         self.sparsity = {}

@@ -2,49 +2,24 @@
 
 The model is cloned with the layer sizes of a `Plan`, and every weight of
 the new model is the slice of the old one at the kept channels, along the
-axes that the `Trace` recorded.
+axes that the `ChannelTrace` recorded.
 """
-
-import warnings
 
 import keras
 import numpy as np
 
+from tfcompress.graph import cloning
+
 
 def rebuild(model, trace, plan):
     def clone(layer):
-        config = layer.get_config()
+        updates = {}
         for update in trace.resizes.get(id(layer), ()):
-            config.update(update(plan))
-        return layer.__class__.from_config(config)
+            updates.update(update(plan))
+        return cloning.copy_layer(layer, config_updates=updates)
 
-    if isinstance(model, keras.Sequential):
-        source = model.inputs[0]
-        inputs = keras.Input(
-            batch_shape=source.shape,
-            dtype=source.dtype,
-            name=source._keras_history.operation.name,
-        )
-        pruned = keras.Sequential(
-            [inputs, *(clone(layer) for layer in model.layers)],
-            name=model.name,
-            trainable=model.trainable,
-        )
-    else:
-        # Cloning an uncompiled view of the same graph: `clone_model` would
-        # compile the clone itself, and fail on a loss it cannot deserialize.
-        view = keras.Model(model.input, model.output, name=model.name)
-        pruned = keras.models.clone_model(view, clone_function=clone)
-        pruned.trainable = model.trainable
-    if model.compiled:
-        try:
-            pruned.compile_from_config(model.get_compile_config())
-        except (TypeError, ValueError) as error:
-            warnings.warn(
-                "The pruned model could not be compiled like the input model "
-                f"({error}). Compile it before training it.",
-                stacklevel=3,
-            )
+    pruned = cloning.clone_model(model, clone, copy_weights=False)
+    cloning.compile_like(pruned, model)
     new_layers = {layer.name: layer for layer in pruned.layers}
     for layer in model.layers:
         if not layer.weights:

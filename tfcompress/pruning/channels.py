@@ -34,7 +34,7 @@ import re
 import keras
 
 from tfcompress import argument_validation
-from tfcompress.pruning.channel_graph import Trace
+from tfcompress.graph import functional_graph
 from tfcompress.pruning.channel_importance import IMPORTANCE_CRITERIA
 from tfcompress.pruning.channel_importance import importance_scores
 from tfcompress.pruning.channel_plan import Plan
@@ -42,6 +42,7 @@ from tfcompress.pruning.channel_rebuild import rebuild
 from tfcompress.pruning.channel_report import ChannelPruningReport
 from tfcompress.pruning.channel_report import ChannelPruningRow
 from tfcompress.pruning.channel_report import make_report
+from tfcompress.pruning.channel_trace import ChannelTrace
 
 __all__ = [
     "IMPORTANCE_CRITERIA",
@@ -184,7 +185,7 @@ def prune_channels(
     if not isinstance(sparsity, dict):
         _check_sparsity("sparsity", sparsity)
 
-    trace = Trace(model)
+    trace = ChannelTrace(model)
     is_selected = _selector(layers, trace)
     sparsity_of = _sparsity_per_unit(sparsity, trace)
     plan = Plan(trace, min_channels, round_to)
@@ -229,7 +230,7 @@ def prunable_channel_groups(model, layers=None):
     [('stem',), ('separable', 'block1/project'), ('block1/expand',)]
     """
     _check_model(model)
-    trace = Trace(model)
+    trace = ChannelTrace(model)
     is_selected = _selector(layers, trace)
     plan = Plan(trace, min_channels=1, round_to=1)
     groups = []
@@ -244,25 +245,9 @@ def prunable_channel_groups(model, layers=None):
 
 
 def _check_model(model):
-    if isinstance(model, keras.Sequential):
-        if getattr(model, "_functional", None) is None:
-            raise ValueError(
-                "prune_channels needs a built model: give the Sequential "
-                "model a `keras.Input` or call `model.build(input_shape)` "
-                f"first. Received: model={model.name!r} (not built)"
-            )
-        return
-    # A functional model is a graph of nodes; a subclassed model is Python
-    # code that pruning cannot read.
-    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
-        return
-    raise ValueError(
-        "prune_channels needs a Sequential or functional model; it reads "
-        "the layer graph to find which layers consume which channels, and a "
-        "subclassed model's `call()` hides it. Rebuild the model with "
-        "`keras.Model(inputs, outputs)` or `keras.Sequential`. Received: "
-        f"model of type {type(model).__name__}"
-    )
+    # A Sequential or functional model is a graph of nodes; a subclassed
+    # model is Python code that pruning cannot read.
+    functional_graph.functional_graph(model, "prune_channels")
 
 
 def _check_sparsity(name, value):

@@ -1,36 +1,20 @@
 """Which weights of a model can be pruned, and which the user chose.
 
-A prunable weight is the kernel of a Dense, EinsumDense, convolution
-(including transposed), depthwise or separable convolution layer, found at
-any depth: inside nested models and inside composite layers such as
-tfcompress's `InvertedResidual`. Each is named by its layer path, e.g.
-`"block1/expand"`, so that two sublayers called `"depthwise"` in two blocks
-stay apart.
+A prunable weight is a kernel that the layer registry lists for its layer
+class (`tfcompress.graph.register_layer(..., prunable_kernels=...)`): the
+kernels of Dense, EinsumDense, convolution (including transposed),
+depthwise and separable convolution layers, found at any depth: inside
+nested models and inside composite layers such as tfcompress's
+`InvertedResidual`. Each is named by its layer path, e.g. `"block1/expand"`,
+so that two sublayers called `"depthwise"` in two blocks stay apart.
 """
 
 import dataclasses
 import inspect
+import math
 
-import keras
-
-# Layer classes and the attribute names of their prunable kernels. Biases,
-# batch-norm parameters and embeddings are left dense: they are few, or (for
-# embeddings) TFLite has no sparse lookup to gain from.
-_KERNEL_ATTRIBUTES = (
-    (keras.layers.SeparableConv1D, ("depthwise_kernel", "pointwise_kernel")),
-    (keras.layers.SeparableConv2D, ("depthwise_kernel", "pointwise_kernel")),
-    (keras.layers.DepthwiseConv1D, ("kernel",)),
-    (keras.layers.DepthwiseConv2D, ("kernel",)),
-    (keras.layers.Conv1D, ("kernel",)),
-    (keras.layers.Conv2D, ("kernel",)),
-    (keras.layers.Conv3D, ("kernel",)),
-    (keras.layers.Conv1DTranspose, ("kernel",)),
-    (keras.layers.Conv2DTranspose, ("kernel",)),
-    (keras.layers.Conv3DTranspose, ("kernel",)),
-    (keras.layers.Dense, ("kernel",)),
-    (keras.layers.EinsumDense, ("kernel",)),
-)
-_DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+from tfcompress.graph import layer_tree
+from tfcompress.graph import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,61 +23,30 @@ class PrunableWeight:
 
     Args:
         path: Unique name: the layer path (`"block1/expand"`), followed by
-            `/depthwise_kernel` or `/pointwise_kernel` for separable
-            convolutions.
+            `/<attribute>` for a kernel not called `kernel` (e.g.
+            `/pointwise_kernel` of a separable convolution).
         layer: The layer owning the kernel.
         variable: The kernel variable.
         ancestors: Layers containing `layer`, outermost first (the model
             excluded).
+        input_channel_axis: Axis of the input channels, where N:M groups
+            are formed; `None` for kernels without a reduction over input
+            channels (depthwise kernels) or with another layout.
     """
 
     path: str
-    layer: keras.layers.Layer
-    variable: keras.Variable
+    layer: object
+    variable: object
     ancestors: tuple
+    input_channel_axis: int | None = None
 
     @property
     def size(self):
-        size = 1
-        for dim in self.variable.shape:
-            size *= dim
-        return size
-
-    @property
-    def input_channel_axis(self):
-        """Axis of the input channels, where N:M groups are formed.
-
-        `None` for kernels without a reduction over input channels
-        (depthwise kernels) or with a layout other than `(..., in, out)`.
-        """
-        if isinstance(self.layer, _DEPTHWISE):
-            return None
-        if self.path.endswith("/depthwise_kernel"):
-            return None
-        if isinstance(
-            self.layer,
-            (
-                keras.layers.Conv1DTranspose,
-                keras.layers.Conv2DTranspose,
-                keras.layers.Conv3DTranspose,
-                keras.layers.EinsumDense,
-            ),
-        ):
-            return None
-        return len(self.variable.shape) - 2
+        return math.prod(self.variable.shape)
 
 
-def _kernel_attributes(layer):
-    for cls, attributes in _KERNEL_ATTRIBUTES:
-        if isinstance(layer, cls):
-            return attributes
-    return ()
-
-
-def _children(layer):
-    # `_flatten_layers` is private, but Keras 3 has no public way to list
-    # the sublayers of a layer that is not a model.
-    return list(layer._flatten_layers(include_self=False, recursive=False))
+def _prunable_kernels(layer):
+    return registry.rule_for(layer, "prunable_kernels") or ()
 
 
 def walk_layers(model):
@@ -101,31 +54,25 @@ def walk_layers(model):
 
     Shared layers are yielded once, at their first path.
     """
-    seen = set()
-
-    def visit(layer, prefix, ancestors):
-        for child in _children(layer):
-            if id(child) in seen:
-                continue
-            seen.add(id(child))
-            path = f"{prefix}{child.name}"
-            yield path, child, ancestors
-            yield from visit(child, f"{path}/", (*ancestors, child))
-
-    yield from visit(model, "", ())
+    for entry in layer_tree.walk_layers(model):
+        yield entry.path, entry.layer, entry.ancestors
 
 
 def all_prunable_weights(model):
     """Every prunable kernel under `model`, in layer order."""
     found = []
     for path, layer, ancestors in walk_layers(model):
-        attributes = _kernel_attributes(layer)
-        for attribute in attributes:
-            variable = getattr(layer, attribute, None)
+        for kernel in _prunable_kernels(layer):
+            variable = getattr(layer, kernel.attribute, None)
             if variable is None:
                 continue
-            name = path if attribute == "kernel" else f"{path}/{attribute}"
-            found.append(PrunableWeight(name, layer, variable, ancestors))
+            name = path if kernel.attribute == "kernel" else (
+                f"{path}/{kernel.attribute}"
+            )
+            axis = kernel.input_axis
+            if axis is not None:
+                axis %= len(variable.shape)
+            found.append(PrunableWeight(name, layer, variable, ancestors, axis))
     return found
 
 
@@ -179,7 +126,7 @@ def select_weights(model, layers=None, min_weights=0):
     unbuilt = [
         path
         for path, layer, _ in walk_layers(model)
-        if _kernel_attributes(layer) and not layer.built
+        if _prunable_kernels(layer) and not layer.built
     ]
     if unbuilt:
         raise ValueError(

@@ -8,9 +8,12 @@
   float, and why.
 - `with_bit_widths`, `simulated_bits`, `is_quantization_aware`: the bit widths a quantization-aware
   model simulates (2 to 8 in training; the exported file is int8).
+- `QuantizeRule`: how `quantize_model` rewrites a layer class, registered
+  with `tfcompress.graph.register_layer(..., quantize=...)`.
 - The layers it builds, registered for `.keras` files:
   `ActivationQuantizer`, `QuantizedConv2D`, `QuantizedDepthwiseConv2D`,
-  `QuantizedDense`, `FreezableBatchNormalization`.
+  `QuantizedDense`, `FreezableBatchNormalization`, and `RoundedKernels`
+  (for layers of your own).
 
 Post-training quantization (calibrated int8, int16x8, mixed precision) is
 `tfcompress.export.to_tflite`; the training schedule (delay, batch-norm
@@ -29,6 +32,8 @@ from tfcompress.quantization.quantize_model import quantize_model
 from tfcompress.quantization.quantized_layers import QuantizedConv2D
 from tfcompress.quantization.quantized_layers import QuantizedDense
 from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv2D
+from tfcompress.quantization.quantize_rules import QuantizeRule
+from tfcompress.quantization.rounded_kernels import RoundedKernels
 
 __all__ = [
     "quantize_model",
@@ -41,4 +46,6 @@ __all__ = [
     "QuantizedDepthwiseConv2D",
     "QuantizedDense",
     "FreezableBatchNormalization",
+    "QuantizeRule",
+    "RoundedKernels",
 ]

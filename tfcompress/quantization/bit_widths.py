@@ -1,7 +1,7 @@
 """Changing the bit widths a quantization-aware model simulates."""
 
-import keras
-
+from tfcompress.graph import cloning
+from tfcompress.graph import layer_tree
 from tfcompress.quantization.activation_quantizer import ActivationQuantizer
 from tfcompress.quantization.fake_quant import check_bits
 from tfcompress.quantization.quantized_layers import has_quantized_kernel
@@ -13,7 +13,7 @@ def simulated_bits(model):
 
     Each is the set of bit widths found, e.g. `({4}, {8})`.
     """
-    layers = list(model._flatten_layers(include_self=False))
+    layers = layer_tree.all_layers(model)
     weight_bits = {layer.weight_bits for layer in quantized_kernel_layers(layers)}
     activation_bits = {
         layer.num_bits
@@ -62,6 +62,6 @@ def with_bit_widths(model, weight_bits=8, activation_bits=8):
             config["num_bits"] = activation_bits
         return type(layer).from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=clone)
+    copy = cloning.clone_model(model, clone, copy_weights=False)
     copy.set_weights(model.get_weights())
     return copy

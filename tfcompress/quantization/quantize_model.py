@@ -5,66 +5,19 @@ import dataclasses
 import keras
 import numpy as np
 
+from tfcompress.graph import flattening
+from tfcompress.graph import functional_graph
+from tfcompress.graph import layer_tree
+from tfcompress.graph import registry
 from tfcompress.quantization.activation_quantizer import ActivationQuantizer
 from tfcompress.quantization.fake_quant import check_bits
 from tfcompress.quantization.freezable_batch_normalization import (
     FreezableBatchNormalization,
 )
-from tfcompress.quantization.graph_flattening import flatten_model
-from tfcompress.quantization.graph_flattening import run_graph
-from tfcompress.quantization.quantized_layers import QuantizedConv2D
-from tfcompress.quantization.quantized_layers import QuantizedDense
-from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv2D
-
-# Keras layer -> its twin with an int8-rounded kernel. Exact classes: a
-# subclass may compute something else with its kernel.
-_WEIGHT_QUANTIZED = {
-    keras.layers.Conv2D: QuantizedConv2D,
-    keras.layers.DepthwiseConv2D: QuantizedDepthwiseConv2D,
-    keras.layers.Dense: QuantizedDense,
-}
+from tfcompress.quantization.rounded_kernels import RoundedKernels
 
 # Activations TFLite fuses into the op before them.
 _FUSABLE_ACTIVATIONS = ("linear", "relu", "relu6")
-
-# Ops whose int8 output has their input's scale in TFLite (no requantize):
-# no quantizer after them, the converter carries the scale through.
-_SCALE_PRESERVING_LAYERS = (
-    keras.layers.MaxPooling1D,
-    keras.layers.MaxPooling2D,
-    keras.layers.MaxPooling3D,
-    keras.layers.GlobalMaxPooling1D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.Reshape,
-    keras.layers.Flatten,
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout1D,
-    keras.layers.SpatialDropout2D,
-    keras.layers.GaussianNoise,
-    keras.layers.ZeroPadding1D,
-    keras.layers.ZeroPadding2D,
-    keras.layers.Cropping1D,
-    keras.layers.Cropping2D,
-    keras.layers.Permute,
-    keras.layers.UpSampling2D,
-    keras.layers.Identity,
-)
-_SCALE_PRESERVING_LAYER_NAMES = ("ChannelShuffle",)
-_SCALE_PRESERVING_OPS = (
-    "reshape",
-    "transpose",
-    "split",
-    "squeeze",
-    "expanddims",
-    "getitem",
-)
-_ADD_OPS = ("add",)
-_RELU_OPS = ("relu", "relu6")
-
-# Layers with weights that need nothing of their own quantized beyond their
-# output (the converter folds them or quantizes them itself).
-_NO_KERNEL_LAYERS = (keras.layers.BatchNormalization,)
-
 
 @dataclasses.dataclass(frozen=True)
 class QuantizationReport:
@@ -184,7 +137,7 @@ def quantize_model(
             + ("" if not isinstance(model, keras.Model) else " (not built)")
         )
     _check_not_quantized(model)
-    flat, paths = flatten_model(model)
+    flat, paths = flattening.flatten_model(model, inline=_is_inlined)
     rewrite = _Rewrite(flat, paths, weight_bits, activation_bits, strict)
     qat_model = rewrite.build(name=f"{model.name}_qat")
     if calibration_data is not None:
@@ -199,8 +152,21 @@ def quantize_model(
     return qat_model, report
 
 
+def _is_inlined(layer):
+    rule = _rule(layer)
+    return rule is not None and rule.kind == "inline"
+
+
+def _rule(operation):
+    """The quantize rule of `operation`, or `None`."""
+    rule, owner = registry.lookup(operation, "quantize")
+    if rule is not None and rule.exact and type(operation) is not owner:
+        return None  # A subclass may compute something else.
+    return rule
+
+
 def _check_not_quantized(model):
-    for layer in model._flatten_layers(include_self=False):
+    for layer in layer_tree.all_layers(model):
         if isinstance(layer, ActivationQuantizer):
             raise ValueError(
                 f"The model {model.name!r} is already quantization-aware (it "
@@ -216,16 +182,10 @@ def _initialize_ranges(qat_model, data):
     sees the float tensor and takes its min / max as its first range, then
     restores batch-norm statistics the pass moved.
     """
-    quantizers = [
-        layer
-        for layer in qat_model._flatten_layers(include_self=False)
-        if isinstance(layer, ActivationQuantizer)
-    ]
-    norms = [
-        layer
-        for layer in qat_model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+    quantizers = layer_tree.layers_of_type(qat_model, ActivationQuantizer)
+    norms = layer_tree.layers_of_type(
+        qat_model, keras.layers.BatchNormalization
+    )
     saved_norms = [
         [v.numpy() for v in (n.moving_mean, n.moving_variance)] for n in norms
     ]
@@ -246,25 +206,6 @@ def _initialize_ranges(qat_model, data):
             norm.moving_variance.assign(variance)
 
 
-def _operation_name(operation):
-    return type(operation).__name__.lower()
-
-
-def _is_relu(operation):
-    if isinstance(operation, keras.layers.ReLU):
-        return (
-            operation.negative_slope == 0
-            and operation.threshold == 0
-            and operation.max_value in (None, 6)
-        )
-    if isinstance(operation, keras.layers.Activation):
-        name = getattr(operation.activation, "__name__", "")
-        return name in ("relu", "relu6")
-    if not isinstance(operation, keras.layers.Layer):
-        return _operation_name(operation) in _RELU_OPS
-    return False
-
-
 def _activation_name(layer):
     activation = getattr(layer, "activation", None)
     if activation is None:
@@ -272,20 +213,14 @@ def _activation_name(layer):
     return getattr(activation, "__name__", str(activation))
 
 
-def _is_add(operation):
-    if isinstance(operation, keras.layers.Add):
-        return True
-    return not isinstance(operation, keras.layers.Layer) and (
-        _operation_name(operation) in _ADD_OPS
-    )
+def _kind(operation):
+    rule = _rule(operation)
+    return None if rule is None else rule.kind
 
 
-def _preserves_scale(operation):
-    if isinstance(operation, keras.layers.Layer):
-        return isinstance(operation, _SCALE_PRESERVING_LAYERS) or (
-            type(operation).__name__ in _SCALE_PRESERVING_LAYER_NAMES
-        )
-    return _operation_name(operation) in _SCALE_PRESERVING_OPS
+def _is_relu(operation):
+    rule = _rule(operation)
+    return rule is not None and rule.is_relu(operation)
 
 
 class _Rewrite:
@@ -302,36 +237,21 @@ class _Rewrite:
         self.num_quantizers = 0
         self.replacements = {}
         self.weights_set = set()
-        self.consumers = self._consumers()
+        self.consumers = functional_graph.consumers(flat)
         self.outputs = {id(x) for x in flat.outputs}
 
-    def _consumers(self):
-        consumers = {}
-        for nodes in self.flat._nodes_by_depth.values():
-            for node in nodes:
-                if node.is_input or not node.operation:
-                    continue
-                for tensor in node.input_tensors:
-                    consumers.setdefault(id(tensor), []).append(node)
-        return consumers
-
     def build(self, name):
-        inputs = [
-            keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name)
-            for x in self.flat.inputs
-        ]
+        inputs = functional_graph.fresh_inputs(self.flat)
         quantized_inputs = [
             self._quantize_output(x, f"{x.name}_quant")
             if "float" in str(x.dtype)
             else x
             for x in inputs
         ]
-        outputs = run_graph(self.flat, quantized_inputs, self._node)
-        return keras.Model(
-            inputs if len(inputs) > 1 else inputs[0],
-            outputs if len(outputs) > 1 else outputs[0],
-            name=name,
+        outputs = functional_graph.run_graph(
+            self.flat, quantized_inputs, self._node
         )
+        return functional_graph.model_from(inputs, outputs, name)
 
     def _quantize_output(self, tensor, name):
         self.num_quantizers += 1
@@ -345,7 +265,7 @@ class _Rewrite:
             layer, split_activation, state = self._replacement(operation)
             outputs = layer(*args, **kwargs)  # Builds a new layer.
             if state is not None and id(layer) not in self.weights_set:
-                layer.set_weights(operation.get_weights() + [state])
+                layer.set_weights(operation.get_weights() + state)
                 self.weights_set.add(id(layer))
         else:
             split_activation = None
@@ -367,56 +287,60 @@ class _Rewrite:
         )
 
     def _name(self, operation):
-        name = getattr(operation, "name", None) or _operation_name(operation)
-        return name.replace("/", "_")
+        name = getattr(operation, "name", None)
+        return (name or type(operation).__name__.lower()).replace("/", "_")
 
     def _replacement(self, layer):
-        """Returns `(layer, activation split off, initial state)`.
+        """Returns `(layer, activation split off, state values)`.
 
         A new layer is built by its first call; the caller then gives it
-        the original's weights followed by its own state variable's value.
+        the original's weights followed by its own state variables' values.
         """
         key = id(layer)
-        if key in self.replacements:
-            return self.replacements[key]
+        if key not in self.replacements:
+            self.replacements[key] = self._new_replacement(layer)
+        return self.replacements[key]
+
+    def _new_replacement(self, layer):
         path = self.paths.get(id(layer), layer.name)
-        target = _WEIGHT_QUANTIZED.get(type(layer))
-        split_activation = None
-        state = None
-        if target is not None:
+        rule = _rule(layer)
+        kind = None if rule is None else rule.kind
+        if kind in ("kernel", "rounded_kernels"):
             config = layer.get_config()
-            if config.get("data_format", "channels_last") != (
-                "channels_last"
-            ):
-                replacement = self._leave_float(
+            if config.get("data_format", "channels_last") != "channels_last":
+                return self._leave_float(
                     layer, path, "channels_first (TFLite is channels-last)"
                 )
-            else:
-                activation = _activation_name(layer)
-                if activation not in _FUSABLE_ACTIVATIONS:
+            split_activation = None
+            if kind == "kernel":
+                if _activation_name(layer) not in _FUSABLE_ACTIVATIONS:
                     split_activation = config["activation"]
                     config["activation"] = "linear"
-                replacement = target.from_config(
+                replacement = rule.twin.from_config(
                     {**config, "weight_bits": self.weight_bits}
                 )
-                state = np.array(1.0, dtype="float32")  # quantize_enabled
-                self.quantized.append(path)
-        elif type(layer) is keras.layers.BatchNormalization:
+            else:
+                replacement = RoundedKernels(
+                    layer, rule.kernels, weight_bits=self.weight_bits
+                )
+            self.quantized.append(path)
+            state = [np.array(1.0, dtype="float32")]  # quantize_enabled
+            return replacement, split_activation, state
+        if kind == "batch_norm":
             replacement = FreezableBatchNormalization.from_config(
                 layer.get_config()
             )
-            state = np.array(0.0, dtype="float32")  # frozen
-        elif layer.weights and not isinstance(layer, _NO_KERNEL_LAYERS):
-            replacement = self._leave_float(
+            return replacement, None, [np.array(0.0, dtype="float32")]
+        if kind == "keep_float":
+            return self._leave_float(layer, path, rule.reason)
+        if layer.weights and kind != "inline":
+            return self._leave_float(
                 layer,
                 path,
-                f"{type(layer).__name__} has no int8 rewrite in "
-                "quantize_model",
+                f"{type(layer).__name__} has no quantize rule (register one "
+                "with tfcompress.graph.register_layer)",
             )
-        else:
-            replacement = layer
-        self.replacements[key] = (replacement, split_activation, state)
-        return self.replacements[key]
+        return layer, None, None
 
     def _leave_float(self, layer, path, reason):
         if self.strict:
@@ -426,7 +350,7 @@ class _Rewrite:
                 "replace the layer."
             )
         self.float_layers.append((path, reason))
-        return layer
+        return layer, None, None
 
     def _needs_quantizer(self, node):
         """Whether the node's output gets its own int8 scale in TFLite."""
@@ -434,7 +358,8 @@ class _Rewrite:
         output = node.outputs[0]
         if "float" not in str(output.dtype):
             return False
-        if _preserves_scale(operation):
+        kind = _kind(operation)
+        if kind == "keeps_input_scale":
             return False
         if id(output) in self.outputs:
             return True
@@ -442,16 +367,12 @@ class _Rewrite:
         if len(consumers) != 1:
             return True
         consumer = consumers[0].operation
-        fuses_into_consumer = type(operation) in _WEIGHT_QUANTIZED and (
+        # Conv / Dense (+ BN) (+ ReLU) and Add + ReLU are one TFLite op.
+        if kind in ("kernel", "rounded_kernels") and (
             _activation_name(operation) == "linear"
-        )
-        if fuses_into_consumer and (
-            type(consumer) is keras.layers.BatchNormalization
-            or _is_relu(consumer)
         ):
+            if _kind(consumer) == "batch_norm" or _is_relu(consumer):
+                return False
+        if kind in ("batch_norm", "add") and _is_relu(consumer):
             return False
-        # (Conv +) BN + ReLU and Add + ReLU: one op in TFLite.
-        fuses_relu = _is_add(operation) or (
-            type(operation) is keras.layers.BatchNormalization
-        )
-        return not (fuses_relu and _is_relu(consumer))
+        return True

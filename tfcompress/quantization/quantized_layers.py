@@ -18,11 +18,12 @@ import keras
 from tfcompress.quantization.fake_quant import check_bits
 from tfcompress.quantization.fake_quant import fake_quant_per_channel
 from tfcompress.quantization.fake_quant import round_per_channel
+from tfcompress.quantization.rounded_kernels import RoundedKernels
 
 
 def has_quantized_kernel(layer):
-    """Whether `layer` rounds its kernel (one of the layers below)."""
-    return isinstance(layer, _KernelQuantization)
+    """Whether `layer` rounds its kernel (a layer below, `RoundedKernels`)."""
+    return isinstance(layer, (_KernelQuantization, RoundedKernels))
 
 
 def quantized_kernel_layers(layers):

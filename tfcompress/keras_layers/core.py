@@ -1,0 +1,37 @@
+"""Keras's core layers: Dense, EinsumDense, Embedding, Identity, inputs."""
+
+import keras
+
+from tfcompress.analysis import layer_costs
+from tfcompress.decomposition.svd import SVDMethod
+from tfcompress.graph.registry import PrunableKernel
+from tfcompress.graph.registry import register_layer
+from tfcompress.pruning import channel_rules
+from tfcompress.quantization.quantize_rules import QuantizeRule
+from tfcompress.quantization.quantized_layers import QuantizedDense
+
+register_layer(
+    keras.layers.Dense,
+    prunable_kernels=[PrunableKernel("kernel", input_axis=-2)],
+    macs=layer_costs.dense_macs,
+    channels=channel_rules.dense,
+    quantize=QuantizeRule.kernel(QuantizedDense),
+    decompositions={"svd": SVDMethod()},
+)
+register_layer(
+    keras.layers.EinsumDense,
+    # The equation decides which axis reads input channels.
+    prunable_kernels=[PrunableKernel("kernel", input_axis=None)],
+    macs=layer_costs.einsum_dense_macs,
+)
+register_layer(
+    (keras.layers.InputLayer, keras.layers.Identity, keras.layers.Masking),
+    macs=layer_costs.no_macs,
+)
+register_layer(
+    keras.layers.Identity,
+    channels=channel_rules.elementwise,
+    quantize=QuantizeRule.keeps_input_scale(),
+)
+# A lookup: no MACs, and TFLite has no sparse lookup to gain from pruning.
+register_layer(keras.layers.Embedding, macs=layer_costs.no_macs)

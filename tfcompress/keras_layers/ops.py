@@ -1,0 +1,106 @@
+"""`keras.ops` calls recorded in functional graphs (`x + y`, `ops.relu`).
+
+Keras does not export the operation classes these calls record, so they
+are found by name (`tfcompress.graph.keras_internals.op_class`); a name
+this Keras lacks is skipped.
+"""
+
+from tfcompress.analysis import layer_costs
+from tfcompress.graph.keras_internals import op_class
+from tfcompress.graph.registry import register_layer
+from tfcompress.pruning import channel_rules
+from tfcompress.quantization.quantize_rules import QuantizeRule
+
+
+def _classes(names, modules=("numpy", "nn", "core")):
+    """The op classes called `names`, looked up in `keras.src.ops.*`."""
+    found = []
+    for name in names:
+        for module in modules:
+            cls = op_class(module, name)
+            if cls is not None and cls not in found:
+                found.append(cls)
+    return tuple(found)
+
+
+# Element-wise ops: 0 MACs, and their inputs share channels.
+_ELEMENTWISE = _classes(
+    (
+        "Add",
+        "Subtract",
+        "Multiply",
+        "Divide",
+        "TrueDivide",
+        "Maximum",
+        "Minimum",
+        "Negative",
+        "Abs",
+        "Square",
+        "Sqrt",
+        "Exp",
+        "Relu",
+        "Relu6",
+        "LeakyRelu",
+        "Elu",
+        "Selu",
+        "Gelu",
+        "Silu",
+        "HardSilu",
+        "HardSigmoid",
+        "Sigmoid",
+        "Tanh",
+        "Softplus",
+        "Softsign",
+    )
+)
+register_layer(
+    _ELEMENTWISE, macs=layer_costs.no_macs, channels=channel_rules.elementwise_op
+)
+# Other element-wise ops and data movement: 0 MACs, channels not traced.
+register_layer(
+    _classes(
+        (
+            "Absolute",
+            "Clip",
+            "Reshape",
+            "Transpose",
+            "Concatenate",
+            "ExpandDims",
+            "Squeeze",
+            "GetItem",
+            "Split",
+            "Stack",
+            "Tile",
+            "Repeat",
+            "Pad",
+            "Moveaxis",
+            "Swapaxes",
+            "Flip",
+            "Ravel",
+            "Celu",
+            "Softmax",
+            "LogSoftmax",
+            "HardTanh",
+            "DepthToSpace",
+            "SpaceToDepth",
+            "Cast",
+            "Slice",
+            "Unstack",
+            "StopGradient",
+            "ConvertToTensor",
+        )
+    ),
+    macs=layer_costs.no_macs,
+)
+register_layer(_classes(("Matmul",)), macs=layer_costs.matmul_macs)
+
+# Quantization: ops TFLite runs on int8 data with the input's scale, the
+# ReLUs it fuses, and the add that fuses a ReLU after it.
+register_layer(
+    _classes(
+        ("Reshape", "Transpose", "Split", "Squeeze", "ExpandDims", "GetItem")
+    ),
+    quantize=QuantizeRule.keeps_input_scale(),
+)
+register_layer(_classes(("Relu", "Relu6")), quantize=QuantizeRule.relu())
+register_layer(_classes(("Add",), ("numpy",)), quantize=QuantizeRule.add())

@@ -1,0 +1,220 @@
+"""Channel rules: what a layer does to the channels that flow through it.
+
+A channel rule is `fn(trace, node, layer, in_maps) -> out_maps` (see
+`tfcompress.pruning.channel_trace`). This module holds the rules of
+Keras's layers, which `tfcompress.keras_layers` registers, and two
+factories for layers of your own: `producer(...)` for a layer whose output
+channels are the last axis of a kernel (as `Dense` and `Conv2D`), and
+`barrier(reason)` for one pruning must not see through.
+
+Example, a custom `Dense`-like layer:
+
+```python
+tfcompress.graph.register_layer(
+    MyDense,
+    channels=channel_rules.producer(
+        kernel="kernel", bias="bias", size_argument="units"
+    ),
+)
+```
+"""
+
+import math
+import numbers
+
+import keras
+import numpy as np
+
+from tfcompress.graph import functional_graph
+from tfcompress.pruning.channel_trace import CHANNEL_MIXING_ACTIVATIONS
+from tfcompress.pruning.channel_trace import ChannelMap
+from tfcompress.pruning.channel_trace import UntraceableLayer
+from tfcompress.pruning.channel_trace import activation_name
+from tfcompress.pruning.channel_trace import repeat
+
+
+def producer(
+    kernel="kernel",
+    bias="bias",
+    size_argument="units",
+    kernel_input_axis=-2,
+    kernel_output_axis=-1,
+):
+    """The channel rule of a layer whose kernel makes its output channels.
+
+    The layer's output channel `c` is computed from `kernel[..., c]` (along
+    `kernel_output_axis`) and `bias[c]`; its input channels are read along
+    `kernel_input_axis`; the config argument `size_argument` sets the
+    number of output channels. Pruning slices the kernel on both axes and
+    the bias, and rebuilds the layer with the smaller size.
+
+    Args:
+        kernel: Attribute name of the kernel. Defaults to `"kernel"`.
+        bias: Attribute name of the bias, or `None`. Defaults to `"bias"`
+            (a missing attribute or `None` value means no bias).
+        size_argument: Config key of the number of output channels, e.g.
+            `"units"` or `"filters"`. Defaults to `"units"`.
+        kernel_input_axis: Axis of the kernel's input channels. Defaults
+            to `-2`.
+        kernel_output_axis: Axis of its output channels. Defaults to `-1`.
+
+    Returns:
+        A channel rule for `tfcompress.graph.register_layer`.
+    """
+
+    def rule(trace, node, layer, in_maps):
+        in_map = trace.single(in_maps)
+        trace.check_channels_last(layer)
+        weights = getattr(layer, kernel)
+        bias_variable = getattr(layer, bias, None) if bias else None
+        size = int(weights.shape[kernel_output_axis])
+        unit = trace.new_unit(
+            layer,
+            layer.name,
+            size,
+            [(weights, kernel_output_axis)],
+            bias_variable,
+        )
+        trace.slice(layer, weights, kernel_input_axis, in_map)
+        trace.slice(layer, weights, kernel_output_axis, unit.map)
+        trace.slice(layer, bias_variable, 0, unit.map)
+        trace.resize(layer, lambda plan: {size_argument: plan.count(unit)})
+        return [unit.map]
+
+    return rule
+
+
+def barrier(reason):
+    """The channel rule of a layer pruning must not see through.
+
+    The channels that reach the layer are left alone, and the report
+    gives `reason`.
+    """
+
+    def rule(trace, node, layer, in_maps):
+        raise UntraceableLayer(reason)
+
+    return rule
+
+
+# Dense: output units from the kernel's columns.
+dense = producer(size_argument="units")
+_convolution_filters = producer(size_argument="filters")
+
+
+def convolution(trace, node, layer, in_maps):
+    """`Conv1D`/`Conv2D`/`Conv3D`: filters from the kernel's last axis."""
+    if layer.groups != 1:
+        raise UntraceableLayer(
+            f"grouped convolution (groups={layer.groups}): its channels "
+            "are tied by group"
+        )
+    return _convolution_filters(trace, node, layer, in_maps)
+
+
+def separable_convolution(trace, node, layer, in_maps):
+    in_map = trace.single(in_maps)
+    trace.check_channels_last(layer)
+    # Position c * depth_multiplier + k of the depthwise output comes
+    # from input channel c.
+    depthwise_map = repeat(in_map, layer.depth_multiplier)
+    unit = trace.new_unit(
+        layer,
+        layer.name,
+        layer.filters,
+        [(layer.pointwise_kernel, -1)],
+        layer.bias,
+    )
+    trace.slice(layer, layer.depthwise_kernel, -2, in_map)
+    trace.slice(layer, layer.pointwise_kernel, -2, depthwise_map)
+    trace.slice(layer, layer.pointwise_kernel, -1, unit.map)
+    trace.slice(layer, layer.bias, 0, unit.map)
+    trace.resize(layer, lambda plan: {"filters": plan.count(unit)})
+    return [unit.map]
+
+
+def depthwise_convolution(trace, node, layer, in_maps):
+    in_map = trace.single(in_maps)
+    trace.check_channels_last(layer)
+    out_map = repeat(in_map, layer.depth_multiplier)
+    trace.slice(layer, layer.kernel, -2, in_map)
+    trace.slice(layer, layer.bias, 0, out_map)
+    return [out_map]
+
+
+def batch_normalization(trace, node, layer, in_maps):
+    in_map = trace.single(in_maps)
+    rank = len(node.input_tensors[0].shape)
+    if layer.axis not in (-1, rank - 1):
+        raise UntraceableLayer(f"normalizes axis {layer.axis}, not channels")
+    trace.slice_batch_norm(layer, layer, in_map)
+    producer = functional_graph.producer(node.input_tensors[0])
+    unit = in_map.unit if in_map is not None else None
+    if unit is not None and unit.layer is producer and layer.scale:
+        unit.batch_norm = unit.batch_norm or layer
+    return [in_map]
+
+
+def flatten(trace, node, layer, in_maps):
+    in_map = trace.single(in_maps)
+    trace.check_channels_last(layer)
+    shape = node.input_tensors[0].shape
+    if in_map is None or any(dim is None for dim in shape[1:]):
+        raise UntraceableLayer("input with unknown dimensions")
+    # Channels-last flattening: position s * C + c holds channel c.
+    return [in_map.tile(math.prod(shape[1:-1]))]
+
+
+def merge(trace, node, layer, in_maps):
+    trace.tie(in_maps, layer)
+    return [in_maps[0]]
+
+
+def concatenate(trace, node, layer, in_maps):
+    rank = len(node.outputs[0].shape)
+    if layer.axis % rank != rank - 1:
+        # Joined along another axis: every input fills the same channels.
+        trace.tie(in_maps, layer)
+        return [in_maps[0]]
+    if any(m is None for m in in_maps):
+        raise UntraceableLayer("an input has an unknown number of channels")
+    return [ChannelMap.concatenate(in_maps)]
+
+
+def activation(trace, node, layer, in_maps):
+    name = activation_name(layer.activation)
+    if name in CHANNEL_MIXING_ACTIVATIONS:
+        raise UntraceableLayer(f"{name} mixes channels")
+    return elementwise(trace, node, layer, in_maps)
+
+
+def elementwise(trace, node, layer, in_maps):
+    return [trace.single(in_maps)]
+
+
+def spatial(trace, node, layer, in_maps):
+    in_map = trace.single(in_maps)
+    trace.check_channels_last(layer)
+    return [in_map]
+
+
+def elementwise_op(trace, node, operation, in_maps):
+    """A `keras.ops` call that acts element by element (e.g. `x + y`).
+
+    Its tensor inputs (broadcast against constants) share their channels.
+    """
+    arguments = keras.tree.flatten(
+        (node.arguments.args, node.arguments.kwargs)
+    )
+    constants_only = all(
+        isinstance(a, (keras.KerasTensor, numbers.Number))
+        for a in arguments
+    )
+    if not constants_only or not in_maps:
+        raise UntraceableLayer(
+            f"operation {type(operation).__name__} is not traced with "
+            "these arguments"
+        )
+    if len(in_maps) > 1:
+        trace.tie(in_maps, operation)
+    return [in_maps[0]]
