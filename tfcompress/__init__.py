@@ -36,6 +36,8 @@ from tfcompress import quantization
 from tfcompress.analysis import profile
 from tfcompress.export import to_tflite
 
+# The one place the version is written: pyproject.toml reads it from here
+# (as text, without importing TensorFlow).
 __version__ = "0.1.0"
 
 __all__ = [
