@@ -109,4 +109,3 @@ def test_install_command_names_the_extra_declared_in_pyproject():
         extras = tomllib.load(f)["project"]["optional-dependencies"]
     assert INSTALL_COMMAND == 'pip install "tfcompress[decomposition]"'
     assert any(r.startswith("tensorly") for r in extras["decomposition"])
-
