@@ -6,14 +6,17 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 PIP_FLAGS ?= --quiet --disable-pip-version-check
+# Every optional feature (the demo runs CP decomposition, the tests cover the
+# plots too) and the test tools (pytest, ruff).
+EXTRAS ?= all,test
 
-.PHONY: demo test install benchmarks clean
+.PHONY: demo test lint install benchmarks clean
 
 $(STAMP): pyproject.toml setup.py
 	@echo ">> creating $(VENV) with $(PYTHON) and installing tfcompress (first run takes a few minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e ".[test,plots]"
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -21,7 +24,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/tfcompress demo
 
-test: $(STAMP)
+# Correctness checks only (see [tool.ruff] in pyproject.toml); never rewrites.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) lint
 	$(VENV)/bin/python -m pytest tests
 
 clean:

@@ -27,6 +27,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import DATA_DIR  # noqa: E402
 from fashion_mnist_runs import command_lines  # noqa: E402
 from fashion_mnist_runs import float_and_int8_exports as exports  # noqa: E402
 from fashion_mnist_runs import build  # noqa: E402
@@ -247,8 +248,10 @@ def markdown(rows, sensitivities, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the official Fashion-MNIST files")
+    parser.add_argument("--data-dir", default=str(DATA_DIR),
+                        help="folder with the official Fashion-MNIST files "
+                        "(default: ../shared/data/fashion-mnist beside the "
+                        "checkout)")
     parser.add_argument("--models", nargs="+", default=["cnn", "mobilenet"],
                         choices=["cnn", "mobilenet"])
     parser.add_argument("--sparsities", nargs="+", type=float,

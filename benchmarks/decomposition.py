@@ -41,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import DATA_DIR  # noqa: E402
 from fashion_mnist_runs import command_lines  # noqa: E402
 from fashion_mnist_runs import float_and_int8_exports as exports  # noqa: E402
 from fashion_mnist_runs import compile_keras3 as compiled  # noqa: E402
@@ -348,8 +349,10 @@ def rank_pair(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the official Fashion-MNIST files")
+    parser.add_argument("--data-dir", default=str(DATA_DIR),
+                        help="folder with the official Fashion-MNIST files "
+                        "(default: ../shared/data/fashion-mnist beside the "
+                        "checkout)")
     parser.add_argument("--svd-ranks", nargs="*", type=int, default=[16, 32],
                         help="ranks of fc (SVD)")
     parser.add_argument("--cp-ranks", nargs="*", type=int,

@@ -58,6 +58,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import DATA_DIR  # noqa: E402
 from fashion_mnist_runs import LOSS  # noqa: E402
 from fashion_mnist_runs import command_lines  # noqa: E402
 from fashion_mnist_runs import epoch_timer  # noqa: E402
@@ -574,8 +575,10 @@ def gain_sentence(alone, distilled, what):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the official Fashion-MNIST files")
+    parser.add_argument("--data-dir", default=str(DATA_DIR),
+                        help="folder with the official Fashion-MNIST files "
+                        "(default: ../shared/data/fashion-mnist beside the "
+                        "checkout)")
     parser.add_argument("--teacher-epochs", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=8,
                         help="student epochs, every row (default 8)")

@@ -4,6 +4,7 @@ the tf_keras twin of `plain_cnn` for tfmot, and interleaved step timing."""
 import gzip
 import json
 import os
+import pathlib
 import statistics
 import sys
 import time
@@ -16,6 +17,14 @@ from tfcompress.export import LiteRTModel
 from tfcompress.export import to_tflite
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+# The benchmarks live in the repository, whose data sit beside the checkout
+# (`../shared/data`); the library itself has no default folder.
+DATA_DIR = (
+    pathlib.Path(__file__).resolve().parents[1].parent
+    / "shared"
+    / "data"
+    / "fashion-mnist"
+)
 
 
 def log(message):

@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfcompress  # noqa: E402
+from fashion_mnist_runs import DATA_DIR  # noqa: E402
 from fashion_mnist_runs import command_lines  # noqa: E402
 from fashion_mnist_runs import step_time_lines  # noqa: E402
 from fashion_mnist_runs import build  # noqa: E402
@@ -283,8 +284,10 @@ def markdown(kind, rows, timing, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None,
-                        help="folder with the official Fashion-MNIST files")
+    parser.add_argument("--data-dir", default=str(DATA_DIR),
+                        help="folder with the official Fashion-MNIST files "
+                        "(default: ../shared/data/fashion-mnist beside the "
+                        "checkout)")
     parser.add_argument("--models", nargs="+", default=["cnn", "mobilenet"],
                         choices=["cnn", "mobilenet"])
     parser.add_argument("--epochs", type=int, default=6)

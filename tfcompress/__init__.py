@@ -45,6 +45,8 @@ from tfcompress.graph import register_layer
 # Last: the rules for Keras's layers reference every tool's building blocks.
 from tfcompress import keras_layers  # noqa: E402
 
+# The one place the version is written: pyproject.toml reads it from here
+# (as text, without importing TensorFlow).
 __version__ = "0.1.0"
 
 __all__ = [

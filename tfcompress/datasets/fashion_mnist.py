@@ -6,15 +6,9 @@ import pathlib
 
 import numpy as np
 
-# The project's checkout sits beside `shared/`, which holds the official
-# files; a user points `data_dir` (or the environment variable) elsewhere.
+# Where the files are when `data_dir` is not given. There is no default
+# folder: an installed package knows nothing of where a checkout keeps data.
 ENV_VARIABLE = "TFCOMPRESS_FASHION_MNIST"
-DEFAULT_DATA_DIR = (
-    pathlib.Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "data"
-    / "fashion-mnist"
-)
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
     "train_labels": "train-labels-idx1-ubyte.gz",
@@ -51,8 +45,26 @@ def _read_idx(path, magic, header_bytes):
 
 def _resolve(data_dir):
     if data_dir is None:
-        data_dir = os.environ.get(ENV_VARIABLE) or DEFAULT_DATA_DIR
+        data_dir = os.environ.get(ENV_VARIABLE)
+        if not data_dir:
+            raise ValueError(
+                "`data_dir` is required: pass the folder holding the four "
+                f"official Fashion-MNIST files ({', '.join(FILES.values())}), "
+                f"or set the {ENV_VARIABLE} environment variable to it. "
+                "tfcompress never downloads data. Received: data_dir=None "
+                f"and {ENV_VARIABLE} unset"
+            )
+        source = f"{ENV_VARIABLE}={data_dir!r}"
+    else:
+        source = f"data_dir={str(data_dir)!r}"
     data_dir = pathlib.Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(
+            f"Fashion-MNIST folder {data_dir} does not exist (or is not a "
+            "folder). tfcompress never downloads data: pass `data_dir` (or "
+            f"set {ENV_VARIABLE}) to a folder holding the four official "
+            f"files: {', '.join(FILES.values())}. Received: {source}"
+        )
     paths = {}
     for key, name in FILES.items():
         candidates = [data_dir / name, data_dir / name.removesuffix(".gz")]
@@ -62,7 +74,7 @@ def _resolve(data_dir):
                 f"Fashion-MNIST file {name} not found in {data_dir}. "
                 "tfcompress never downloads data: pass `data_dir` (or set "
                 f"{ENV_VARIABLE}) to a folder holding the four official "
-                f"files: {', '.join(FILES.values())}."
+                f"files: {', '.join(FILES.values())}. Received: {source}"
             )
         paths[key] = found
     return paths
@@ -73,9 +85,9 @@ def load_fashion_mnist(data_dir=None, train_limit=None, test_limit=None):
 
     Args:
         data_dir: Folder holding `train-images-idx3-ubyte.gz` and the three
-            other official files (gzipped or not). Defaults to the
-            `TFCOMPRESS_FASHION_MNIST` environment variable, then to
-            `shared/data/fashion-mnist` beside the tfcompress checkout.
+            other official files (gzipped or not). Defaults to `None`: the
+            folder named by the `TFCOMPRESS_FASHION_MNIST` environment
+            variable, which must then be set.
         train_limit: Optional number of training images to keep (the first
             ones, which are class-balanced to within a few percent), for
             quick runs.
@@ -87,8 +99,18 @@ def load_fashion_mnist(data_dir=None, train_limit=None, test_limit=None):
         (`CLASS_NAMES` names them).
 
     Raises:
-        FileNotFoundError: if a file is missing; the message says where it
-            looked and which files it needs.
+        ValueError: If `data_dir` is `None` and `TFCOMPRESS_FASHION_MNIST`
+            is not set, or a file is not an IDX file of the expected kind.
+        FileNotFoundError: If the folder or a file is missing; the message
+            says where it looked and which files it needs.
+
+    Example:
+
+    ```python
+    (x_train, y_train), (x_test, y_test) = load_fashion_mnist(
+        "path/to/fashion-mnist", train_limit=5000
+    )
+    ```
     """
     paths = _resolve(data_dir)
 

@@ -6,12 +6,11 @@ import warnings
 
 import keras
 import numpy as np
-import tensorly
-from tensorly.decomposition import parafac
 
 from tfcompress.decomposition import conv_layers
 from tfcompress.decomposition import ranks
 from tfcompress.decomposition.fidelity import relative_error
+from tfcompress.decomposition.tensorly_import import import_tensorly
 from tfcompress.layers.cp_conv2d import CPConv2D
 
 
@@ -48,6 +47,11 @@ def cp_factors(kernel, rank, n_iter_max=100, init="svd", random_state=0):
         `kernel ~ einsum("sr,hr,wr,tr->hwst", U_s, U_h, U_w, U_t)`. Pass them
         to `CPConv2D.from_factors`.
 
+    Raises:
+        ValueError: If `kernel`, `rank`, `init` or `n_iter_max` is invalid.
+        ImportError: If TensorLy is not installed; it comes with
+            `pip install "tfcompress[decomposition]"`.
+
     Example:
 
     >>> rng = np.random.default_rng(0)
@@ -72,13 +76,14 @@ def cp_factors(kernel, rank, n_iter_max=100, init="svd", random_state=0):
             f'`init` must be "svd" or "random". Received: init={init!r}'
         )
     ranks.positive_rank("n_iter_max", n_iter_max)
+    tensorly = import_tensorly("cp_factors")
     with tensorly.backend_context("numpy"), warnings.catch_warnings():
         # With "svd" init, a rank above a mode's size (e.g. R > kh) fills
         # the extra columns randomly, which TensorLy warns about: expected.
         warnings.filterwarnings(
             "ignore", message="Trying to compute SVD with n_eigenvecs"
         )
-        weights, factors = parafac(
+        weights, factors = tensorly.decomposition.parafac(
             kernel,
             rank,
             n_iter_max=n_iter_max,

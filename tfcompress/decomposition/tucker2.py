@@ -5,13 +5,12 @@ import numbers
 
 import keras
 import numpy as np
-import tensorly
-from tensorly.decomposition import partial_tucker
 
 from tfcompress.decomposition import conv_layers
 from tfcompress.decomposition import ranks
 from tfcompress.decomposition.fidelity import relative_error
 from tfcompress.decomposition.svd import energy_rank
+from tfcompress.decomposition.tensorly_import import import_tensorly
 from tfcompress.layers.tucker2_conv2d import Tucker2Conv2D
 
 # The channel modes of a (kh, kw, S, T) kernel.
@@ -55,6 +54,11 @@ def tucker2_factors(kernel, rank, n_iter_max=100, init="svd", random_state=0):
         `kernel ~ einsum("hwab,sa,tb->hwst", core, U_in, U_out)`. Pass them
         to `Tucker2Conv2D.from_factors`.
 
+    Raises:
+        ValueError: If `kernel`, `rank`, `init` or `n_iter_max` is invalid.
+        ImportError: If TensorLy is not installed; it comes with
+            `pip install "tfcompress[decomposition]"`.
+
     Example:
 
     >>> kernel = np.random.default_rng(0).normal(size=(3, 3, 4, 6))
@@ -80,8 +84,9 @@ def tucker2_factors(kernel, rank, n_iter_max=100, init="svd", random_state=0):
     ranks.rank_at_most("r_in", rank_in, full_in)
     ranks.rank_at_most("r_out", rank_out, full_out)
     ranks.positive_rank("n_iter_max", n_iter_max)
+    tensorly = import_tensorly("tucker2_factors")
     with tensorly.backend_context("numpy"):
-        (core, (u_in, u_out)), _ = partial_tucker(
+        (core, (u_in, u_out)), _ = tensorly.decomposition.partial_tucker(
             kernel,
             rank=[rank_in, rank_out],
             modes=list(_MODES),
