@@ -5,10 +5,11 @@ import numpy as np
 
 from tfcompress import argument_validation
 from tfcompress.layers.sublayers import build_in_sequence
+from tfcompress.layers.weighted_layer import WeightedLayer
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class Tucker2Conv2D(keras.layers.Layer):
+class Tucker2Conv2D(WeightedLayer):
     """A kxk convolution through a small core: 1x1, kxk, then 1x1.
 
     A Tucker-2 decomposition (Kim et al. 2016) writes a convolution kernel
@@ -47,6 +48,11 @@ class Tucker2Conv2D(keras.layers.Layer):
         bias_initializer: Defaults to `"zeros"`.
         kernel_regularizer: Optional regularizer applied to the three
             kernels.
+        bias_regularizer: Optional regularizer applied to the bias.
+        activity_regularizer: Optional regularizer applied to the output.
+        kernel_constraint: Optional constraint applied to the three
+            kernels.
+        bias_constraint: Optional constraint applied to the bias.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Input shape:
@@ -77,9 +83,24 @@ class Tucker2Conv2D(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         self.filters = argument_validation.positive_int("filters", filters)
         self.kernel_size = argument_validation.int_pair(
             "kernel_size", kernel_size
@@ -87,11 +108,6 @@ class Tucker2Conv2D(keras.layers.Layer):
         self.ranks = argument_validation.int_pair("ranks", ranks)
         self.strides = argument_validation.int_pair("strides", strides)
         self.padding = argument_validation.padding_mode(padding)
-        self.activation = keras.activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
         rank_in, rank_out = self.ranks
         # No bias before the core: zero padding of the projected input then
@@ -101,8 +117,7 @@ class Tucker2Conv2D(keras.layers.Layer):
             rank_in,
             1,
             use_bias=False,
-            kernel_initializer=self.kernel_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
             name="input_projection",
         )
         self.core = keras.layers.Conv2D(
@@ -111,18 +126,15 @@ class Tucker2Conv2D(keras.layers.Layer):
             strides=self.strides,
             padding=self.padding,
             use_bias=False,
-            kernel_initializer=self.kernel_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
             name="core",
         )
         self.output_projection = keras.layers.Conv2D(
             self.filters,
             1,
-            use_bias=use_bias,
             activation=self.activation,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
+            **self.bias_arguments(),
             name="output_projection",
         )
 
@@ -249,16 +261,5 @@ class Tucker2Conv2D(keras.layers.Layer):
             "ranks": self.ranks,
             "strides": self.strides,
             "padding": self.padding,
-            "activation": keras.activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "bias_initializer": keras.initializers.serialize(
-                self.bias_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
-            ),
         }
         return {**base_config, **config}
