@@ -165,8 +165,8 @@ class CPConv2D(WeightedLayer):
     def factors(self):
         """Returns the CP factors `(U_s, U_h, U_w, U_t)` as numpy arrays.
 
-        Shapes `(S, R)`, `(kh, R)`, `(kw, R)` and `(T, R)`; the kxk kernel
-        they stand for is `einsum("sr,hr,wr,tr->hwst", U_s, U_h, U_w, U_t)`.
+        Shapes `(S, R)`, `(kh, R)`, `(kw, R)` and `(T, R)`; see
+        `full_kernel()` for the kxk kernel they stand for.
         """
         if not self.built:
             raise ValueError(
@@ -178,6 +178,16 @@ class CPConv2D(WeightedLayer):
         u_w = keras.ops.convert_to_numpy(self.horizontal.kernel)[0, :, :, 0]
         u_t = keras.ops.convert_to_numpy(self.output_projection.kernel)[0, 0]
         return u_s, u_h, u_w, u_t.T
+
+    def full_kernel(self):
+        """The full kernel the factors are equivalent to, as numpy.
+
+        Shape `(kh, kw, S, T)`, with `kernel[h, w, s, t] =
+        sum_r U_s[s, r] U_h[h, r] U_w[w, r] U_t[t, r]`: a `Conv2D` with this
+        kernel and the same bias, strides, padding and activation computes
+        what this layer computes.
+        """
+        return np.einsum("sr,hr,wr,tr->hwst", *self.factors())
 
     @classmethod
     def from_factors(

@@ -104,8 +104,12 @@ class LowRankDense(WeightedLayer):
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
-    def kernel(self):
-        """Returns the full-size kernel `U V` of shape (m, n) as numpy."""
+    def full_kernel(self):
+        """The full kernel the factors are equivalent to, `U V`, as numpy.
+
+        A `Dense` with this kernel `(m, n)`, the same bias and activation
+        computes what this layer computes.
+        """
         return keras.ops.convert_to_numpy(self.u.kernel) @ (
             keras.ops.convert_to_numpy(self.v.kernel)
         )

@@ -162,7 +162,7 @@ class Tucker2Conv2D(WeightedLayer):
         """Returns the Tucker-2 factors `(U_in, core, U_out)` as numpy.
 
         Shapes `(S, r_in)`, `(kh, kw, r_in, r_out)` and `(T, r_out)`; see
-        `kernel()` for the kernel they stand for.
+        `full_kernel()` for the kernel they stand for.
         """
         if not self.built:
             raise ValueError(
@@ -174,12 +174,13 @@ class Tucker2Conv2D(WeightedLayer):
         u_out = keras.ops.convert_to_numpy(self.output_projection.kernel)
         return u_in, core, u_out[0, 0].T
 
-    def kernel(self):
-        """Returns the full kxk kernel `(kh, kw, S, T)` as numpy.
+    def full_kernel(self):
+        """The full kernel the factors are equivalent to, as numpy.
 
-        `kernel[h, w, s, t] = sum_ab core[h, w, a, b] U_in[s, a]
-        U_out[t, b]`: a `Conv2D` with this kernel, the same bias, strides
-        and padding computes what this layer computes.
+        Shape `(kh, kw, S, T)`, with `kernel[h, w, s, t] =
+        sum_ab core[h, w, a, b] U_in[s, a] U_out[t, b]`: a `Conv2D` with
+        this kernel and the same bias, strides, padding and activation
+        computes what this layer computes.
         """
         u_in, core, u_out = self.factors()
         return np.einsum("hwab,sa,tb->hwst", core, u_in, u_out)
