@@ -18,7 +18,7 @@ KERAS_WEIGHT_ARGUMENTS = {
 }
 
 
-def _kind(name):
+def _keras_module(name):
     """The Keras module that gets and serializes argument `name`."""
     if name == "activation":
         return keras.activations
@@ -117,7 +117,7 @@ class WeightedLayer(keras.layers.Layer):
                     )
                 value = bool(value)
             else:
-                value = _kind(name).get(value)
+                value = _keras_module(name).get(value)
             setattr(self, name, value)
 
     def kernel_arguments(self, prefix="kernel"):
@@ -163,6 +163,6 @@ class WeightedLayer(keras.layers.Layer):
                 continue  # written by the base layer
             value = getattr(self, name)
             if name != "use_bias":
-                value = _kind(name).serialize(value)
+                value = _keras_module(name).serialize(value)
             config[name] = value
         return config
