@@ -56,7 +56,7 @@ def test_decomposed_conv_equals_conv_with_the_tucker2_kernel(strides, padding):
     layer = new_model.get_layer("conv")
     assert isinstance(layer, Tucker2Conv2D) and layer.ranks == (3, 5)
     approx_kernel = tucker2_kernel(*layer.factors())
-    np.testing.assert_allclose(layer.kernel(), approx_kernel, atol=1e-5)
+    np.testing.assert_allclose(layer.full_kernel(), approx_kernel, atol=1e-5)
     reference = keras.layers.Conv2D(12, 3, strides=strides, padding=padding)
     reference.build((None, 9, 9, 8))
     reference.set_weights([approx_kernel, bias])

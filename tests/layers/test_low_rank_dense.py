@@ -13,7 +13,7 @@ def test_from_factors_equals_dense_with_product_kernel():
     x = rng.normal(size=(4, 12)).astype("float32")
     expected = np.maximum(x @ (u @ v) + bias, 0)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected, atol=1e-5)
-    np.testing.assert_allclose(layer.kernel(), u @ v, atol=1e-6)
+    np.testing.assert_allclose(layer.full_kernel(), u @ v, atol=1e-6)
 
 
 def test_parameter_count_is_m_plus_n_times_rank():

@@ -24,7 +24,7 @@ def test_from_factors_equals_conv2d_with_the_tucker2_kernel(strides, padding, ke
     )
     u_in, core, u_out = factors
     dense_kernel = np.einsum("hwab,sa,tb->hwst", core, u_in, u_out)
-    np.testing.assert_allclose(layer.kernel(), dense_kernel, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.full_kernel(), dense_kernel, rtol=1e-5, atol=1e-5)
     conv = keras.layers.Conv2D(7, kernel, strides=strides, padding=padding, activation="relu")
     conv.build((None, 11, 11, 5))
     conv.set_weights([dense_kernel, bias])

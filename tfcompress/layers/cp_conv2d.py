@@ -6,11 +6,12 @@ import numpy as np
 from tfcompress import argument_validation
 from tfcompress.graph.registry import register_layer
 from tfcompress.layers.sublayers import build_in_sequence
+from tfcompress.layers.weighted_layer import WeightedLayer
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class CPConv2D(keras.layers.Layer):
+class CPConv2D(WeightedLayer):
     """A kxk convolution of CP rank R, run as four small convolutions.
 
     Lebedev et al. (2015) write a convolution kernel `K[h, w, s, t]` (kernel
@@ -43,6 +44,10 @@ class CPConv2D(keras.layers.Layer):
             `"glorot_uniform"`.
         bias_initializer: Defaults to `"zeros"`.
         kernel_regularizer: Optional regularizer applied to the factors.
+        bias_regularizer: Optional regularizer applied to the bias.
+        activity_regularizer: Optional regularizer applied to the output.
+        kernel_constraint: Optional constraint applied to the factors.
+        bias_constraint: Optional constraint applied to the bias.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Input shape:
@@ -73,9 +78,24 @@ class CPConv2D(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         self.filters = argument_validation.positive_int("filters", filters)
         self.kernel_size = argument_validation.int_pair(
             "kernel_size", kernel_size
@@ -83,19 +103,13 @@ class CPConv2D(keras.layers.Layer):
         self.rank = argument_validation.positive_int("rank", rank)
         self.strides = argument_validation.int_pair("strides", strides)
         self.padding = argument_validation.padding_mode(padding)
-        self.activation = keras.activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         self.input_projection = keras.layers.Conv2D(
             self.rank,
             1,
             use_bias=False,
-            kernel_initializer=self.kernel_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
             name="input_projection",
         )
         # Padding the kx1 and 1xk passes separately pads exactly as the kxk
@@ -105,8 +119,7 @@ class CPConv2D(keras.layers.Layer):
             strides=(sh, 1),
             padding=self.padding,
             use_bias=False,
-            depthwise_initializer=self.kernel_initializer,
-            depthwise_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(prefix="depthwise"),
             name="vertical",
         )
         self.horizontal = keras.layers.DepthwiseConv2D(
@@ -114,18 +127,15 @@ class CPConv2D(keras.layers.Layer):
             strides=(1, sw),
             padding=self.padding,
             use_bias=False,
-            depthwise_initializer=self.kernel_initializer,
-            depthwise_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(prefix="depthwise"),
             name="horizontal",
         )
         self.output_projection = keras.layers.Conv2D(
             self.filters,
             1,
-            use_bias=use_bias,
             activation=self.activation,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
+            **self.bias_arguments(),
             name="output_projection",
         )
 
@@ -157,8 +167,8 @@ class CPConv2D(keras.layers.Layer):
     def factors(self):
         """Returns the CP factors `(U_s, U_h, U_w, U_t)` as numpy arrays.
 
-        Shapes `(S, R)`, `(kh, R)`, `(kw, R)` and `(T, R)`; the kxk kernel
-        they stand for is `einsum("sr,hr,wr,tr->hwst", U_s, U_h, U_w, U_t)`.
+        Shapes `(S, R)`, `(kh, R)`, `(kw, R)` and `(T, R)`; see
+        `full_kernel()` for the kxk kernel they stand for.
         """
         if not self.built:
             raise ValueError(
@@ -170,6 +180,16 @@ class CPConv2D(keras.layers.Layer):
         u_w = keras.ops.convert_to_numpy(self.horizontal.kernel)[0, :, :, 0]
         u_t = keras.ops.convert_to_numpy(self.output_projection.kernel)[0, 0]
         return u_s, u_h, u_w, u_t.T
+
+    def full_kernel(self):
+        """The full kernel the factors are equivalent to, as numpy.
+
+        Shape `(kh, kw, S, T)`, with `kernel[h, w, s, t] =
+        sum_r U_s[s, r] U_h[h, r] U_w[w, r] U_t[t, r]`: a `Conv2D` with this
+        kernel and the same bias, strides, padding and activation computes
+        what this layer computes.
+        """
+        return np.einsum("sr,hr,wr,tr->hwst", *self.factors())
 
     @classmethod
     def from_factors(
@@ -252,17 +272,6 @@ class CPConv2D(keras.layers.Layer):
             "rank": self.rank,
             "strides": self.strides,
             "padding": self.padding,
-            "activation": keras.activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "bias_initializer": keras.initializers.serialize(
-                self.bias_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
-            ),
         }
         return {**base_config, **config}
 

@@ -5,12 +5,13 @@ import keras
 from tfcompress import argument_validation
 from tfcompress.graph.registry import register_layer
 from tfcompress.layers.sublayers import build_in_sequence
+from tfcompress.layers.weighted_layer import WeightedLayer
 from tfcompress.pruning.channel_trace import repeat
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class DepthwiseSeparableConv2D(keras.layers.Layer):
+class DepthwiseSeparableConv2D(WeightedLayer):
     """Depthwise kxk conv + BN + activation, then 1x1 conv + BN + activation.
 
     The MobileNet v1 block (Howard et al. 2017). A standard kxk convolution
@@ -41,6 +42,8 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
         pointwise_initializer: Initializer of the pointwise kernel. Defaults
             to `"glorot_uniform"`.
         kernel_regularizer: Optional regularizer applied to both kernels.
+        activity_regularizer: Optional regularizer applied to the output.
+        kernel_constraint: Optional constraint applied to both kernels.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Input shape:
@@ -56,6 +59,16 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
     (1, 8, 8, 32)
     """
 
+    # No bias arguments: both convolutions feed a batch normalization,
+    # whose offset makes a bias redundant. No `kernel_initializer`: each
+    # kernel has its own (`depthwise_initializer`, `pointwise_initializer`).
+    weight_arguments = (
+        "activation",
+        "kernel_regularizer",
+        "activity_regularizer",
+        "kernel_constraint",
+    )
+
     def __init__(
         self,
         filters,
@@ -69,9 +82,17 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
         depthwise_initializer="glorot_uniform",
         pointwise_initializer="glorot_uniform",
         kernel_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            activation=activation,
+            kernel_regularizer=kernel_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            **kwargs,
+        )
         self.filters = argument_validation.positive_int("filters", filters)
         self.kernel_size = argument_validation.int_pair(
             "kernel_size", kernel_size
@@ -81,7 +102,6 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
         self.depth_multiplier = argument_validation.positive_int(
             "depth_multiplier", depth_multiplier
         )
-        self.activation = keras.activations.get(activation)
         self.momentum = momentum
         self.epsilon = epsilon
         self.depthwise_initializer = keras.initializers.get(
@@ -90,7 +110,6 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
         self.pointwise_initializer = keras.initializers.get(
             pointwise_initializer
         )
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
         self.depthwise = keras.layers.DepthwiseConv2D(
             self.kernel_size,
@@ -99,7 +118,7 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
             depth_multiplier=self.depth_multiplier,
             use_bias=False,
             depthwise_initializer=self.depthwise_initializer,
-            depthwise_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(prefix="depthwise"),
             name="depthwise",
         )
         self.depthwise_bn = keras.layers.BatchNormalization(
@@ -110,7 +129,7 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
             1,
             use_bias=False,
             kernel_initializer=self.pointwise_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
             name="pointwise",
         )
         self.pointwise_bn = keras.layers.BatchNormalization(
@@ -149,7 +168,6 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
             "strides": self.strides,
             "padding": self.padding,
             "depth_multiplier": self.depth_multiplier,
-            "activation": keras.activations.serialize(self.activation),
             "momentum": self.momentum,
             "epsilon": self.epsilon,
             "depthwise_initializer": keras.initializers.serialize(
@@ -157,9 +175,6 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
             ),
             "pointwise_initializer": keras.initializers.serialize(
                 self.pointwise_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
             ),
         }
         return {**base_config, **config}

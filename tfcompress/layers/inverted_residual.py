@@ -9,12 +9,13 @@ import numpy as np
 from tfcompress import argument_validation
 from tfcompress.graph.registry import register_layer
 from tfcompress.layers.sublayers import build_in_sequence
+from tfcompress.layers.weighted_layer import WeightedLayer
 from tfcompress.pruning.channel_trace import UntraceableLayer
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class InvertedResidual(keras.layers.Layer):
+class InvertedResidual(WeightedLayer):
     """Expand 1x1, depthwise kxk, linear 1x1 projection, residual add.
 
     The MobileNetV2 block (Sandler et al. 2018): a 1x1 convolution expands
@@ -43,6 +44,8 @@ class InvertedResidual(keras.layers.Layer):
         kernel_initializer: Initializer of every kernel. Defaults to
             `"glorot_uniform"`.
         kernel_regularizer: Optional regularizer applied to every kernel.
+        activity_regularizer: Optional regularizer applied to the output.
+        kernel_constraint: Optional constraint applied to every kernel.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Input shape:
@@ -60,6 +63,16 @@ class InvertedResidual(keras.layers.Layer):
     True
     """
 
+    # No bias arguments: every convolution feeds a batch normalization,
+    # whose offset makes a bias redundant.
+    weight_arguments = (
+        "activation",
+        "kernel_initializer",
+        "kernel_regularizer",
+        "activity_regularizer",
+        "kernel_constraint",
+    )
+
     def __init__(
         self,
         filters,
@@ -71,9 +84,18 @@ class InvertedResidual(keras.layers.Layer):
         epsilon=1e-3,
         kernel_initializer="glorot_uniform",
         kernel_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            activation=activation,
+            kernel_initializer=kernel_initializer,
+            kernel_regularizer=kernel_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            **kwargs,
+        )
         self.filters = argument_validation.positive_int("filters", filters)
         if (
             isinstance(expansion, bool)
@@ -89,11 +111,8 @@ class InvertedResidual(keras.layers.Layer):
         self.kernel_size = argument_validation.int_pair(
             "kernel_size", kernel_size
         )
-        self.activation = keras.activations.get(activation)
         self.momentum = momentum
         self.epsilon = epsilon
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.expand = None
         self.expand_bn = None
         self.uses_residual = None
@@ -121,8 +140,7 @@ class InvertedResidual(keras.layers.Layer):
                 hidden,
                 1,
                 use_bias=False,
-                kernel_initializer=self.kernel_initializer,
-                kernel_regularizer=self.kernel_regularizer,
+                **self.kernel_arguments(),
                 name="expand",
             )
             self.expand_bn = self._batch_norm("expand_bn")
@@ -132,8 +150,7 @@ class InvertedResidual(keras.layers.Layer):
             strides=self.strides,
             padding="same",
             use_bias=False,
-            depthwise_initializer=self.kernel_initializer,
-            depthwise_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(prefix="depthwise"),
             name="depthwise",
         )
         self.depthwise_bn = self._batch_norm("depthwise_bn")
@@ -141,8 +158,7 @@ class InvertedResidual(keras.layers.Layer):
             self.filters,
             1,
             use_bias=False,
-            kernel_initializer=self.kernel_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
             name="project",
         )
         self.project_bn = self._batch_norm("project_bn")
@@ -182,15 +198,8 @@ class InvertedResidual(keras.layers.Layer):
             "expansion": self.expansion,
             "strides": self.strides,
             "kernel_size": self.kernel_size,
-            "activation": keras.activations.serialize(self.activation),
             "momentum": self.momentum,
             "epsilon": self.epsilon,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
-            ),
         }
         return {**base_config, **config}
 

@@ -5,11 +5,12 @@ import numpy as np
 
 from tfcompress import argument_validation
 from tfcompress.graph.registry import register_layer
+from tfcompress.layers.weighted_layer import WeightedLayer
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class LowRankDense(keras.layers.Layer):
+class LowRankDense(WeightedLayer):
     """`Dense` whose kernel is the product of two thin matrices, W = U V.
 
     A Dense kernel W of shape (m, n) is replaced by U (m, r) and V (r, n),
@@ -29,6 +30,10 @@ class LowRankDense(keras.layers.Layer):
             `"glorot_uniform"`.
         bias_initializer: Defaults to `"zeros"`.
         kernel_regularizer: Optional regularizer applied to U and V.
+        bias_regularizer: Optional regularizer applied to the bias.
+        activity_regularizer: Optional regularizer applied to the output.
+        kernel_constraint: Optional constraint applied to U and V.
+        bias_constraint: Optional constraint applied to the bias.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Input shape:
@@ -55,30 +60,34 @@ class LowRankDense(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         self.units = argument_validation.positive_int("units", units)
         self.rank = argument_validation.positive_int("rank", rank)
-        self.activation = keras.activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.u = keras.layers.Dense(
-            self.rank,
-            use_bias=False,
-            kernel_initializer=self.kernel_initializer,
-            kernel_regularizer=self.kernel_regularizer,
-            name="u",
+            self.rank, use_bias=False, **self.kernel_arguments(), name="u"
         )
         self.v = keras.layers.Dense(
             self.units,
             activation=self.activation,
-            use_bias=use_bias,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
+            **self.bias_arguments(),
             name="v",
         )
 
@@ -97,8 +106,12 @@ class LowRankDense(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
-    def kernel(self):
-        """Returns the full-size kernel `U V` of shape (m, n) as numpy."""
+    def full_kernel(self):
+        """The full kernel the factors are equivalent to, `U V`, as numpy.
+
+        A `Dense` with this kernel `(m, n)`, the same bias and activation
+        computes what this layer computes.
+        """
         return keras.ops.convert_to_numpy(self.u.kernel) @ (
             keras.ops.convert_to_numpy(self.v.kernel)
         )
@@ -157,17 +170,6 @@ class LowRankDense(keras.layers.Layer):
         config = {
             "units": self.units,
             "rank": self.rank,
-            "activation": keras.activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "bias_initializer": keras.initializers.serialize(
-                self.bias_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
-            ),
         }
         return {**base_config, **config}
 

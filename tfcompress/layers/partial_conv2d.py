@@ -4,12 +4,13 @@ import keras
 
 from tfcompress import argument_validation
 from tfcompress.graph.registry import register_layer
+from tfcompress.layers.weighted_layer import WeightedLayer
 from tfcompress.pruning import channel_rules
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class PartialConv2D(keras.layers.Layer):
+class PartialConv2D(WeightedLayer):
     """Convolves the first `C // n_div` channels and passes the rest through.
 
     The PConv of FasterNet (Chen et al. 2023): a kxk convolution (stride 1,
@@ -28,6 +29,13 @@ class PartialConv2D(keras.layers.Layer):
             as in FasterNet.
         kernel_initializer: Defaults to `"glorot_uniform"`.
         kernel_regularizer: Optional regularizer for the kernel.
+        bias_initializer: Initializer of the bias, when `use_bias=True`.
+            Defaults to `"zeros"`.
+        bias_regularizer: Optional regularizer for the bias.
+        activity_regularizer: Optional regularizer for the output (all
+            channels, convolved and passed through).
+        kernel_constraint: Optional constraint on the kernel.
+        bias_constraint: Optional constraint on the bias.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Input shape:
@@ -46,6 +54,18 @@ class PartialConv2D(keras.layers.Layer):
     (3, 3, 8, 8)
     """
 
+    # No activation: the channels passed through stay as they are.
+    weight_arguments = (
+        "use_bias",
+        "kernel_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "bias_regularizer",
+        "activity_regularizer",
+        "kernel_constraint",
+        "bias_constraint",
+    )
+
     def __init__(
         self,
         n_div=4,
@@ -53,16 +73,28 @@ class PartialConv2D(keras.layers.Layer):
         use_bias=False,
         kernel_initializer="glorot_uniform",
         kernel_regularizer=None,
+        bias_initializer="zeros",
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         self.n_div = argument_validation.positive_int("n_div", n_div)
         self.kernel_size = argument_validation.int_pair(
             "kernel_size", kernel_size
         )
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.conv = None
         self.conv_channels = None
 
@@ -81,9 +113,8 @@ class PartialConv2D(keras.layers.Layer):
             self.conv_channels,
             self.kernel_size,
             padding="same",
-            use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
+            **self.bias_arguments(),
             name="conv",
         )
         self.conv.build((*input_shape[:-1], self.conv_channels))
@@ -104,13 +135,6 @@ class PartialConv2D(keras.layers.Layer):
         config = {
             "n_div": self.n_div,
             "kernel_size": self.kernel_size,
-            "use_bias": self.use_bias,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
-            ),
         }
         return {**base_config, **config}
 

@@ -5,12 +5,13 @@ import keras
 from tfcompress import argument_validation
 from tfcompress.graph.registry import register_layer
 from tfcompress.layers.channel_shuffle import ChannelShuffle
+from tfcompress.layers.weighted_layer import WeightedLayer
 from tfcompress.pruning import channel_rules
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class ShuffleConv2D(keras.layers.Layer):
+class ShuffleConv2D(WeightedLayer):
     """Grouped convolution (1x1 by default), then channel shuffle.
 
     The pointwise group convolution of ShuffleNet (Zhang et al. 2018): the C
@@ -38,6 +39,10 @@ class ShuffleConv2D(keras.layers.Layer):
         kernel_initializer: Defaults to `"glorot_uniform"`.
         bias_initializer: Defaults to `"zeros"`.
         kernel_regularizer: Optional regularizer for the kernel.
+        bias_regularizer: Optional regularizer for the bias.
+        activity_regularizer: Optional regularizer for the output.
+        kernel_constraint: Optional constraint on the kernel.
+        bias_constraint: Optional constraint on the bias.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Input shape:
@@ -68,9 +73,24 @@ class ShuffleConv2D(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         self.filters = argument_validation.positive_int("filters", filters)
         self.groups = argument_validation.positive_int("groups", groups)
         if self.filters % self.groups:
@@ -83,12 +103,7 @@ class ShuffleConv2D(keras.layers.Layer):
         )
         self.strides = argument_validation.int_pair("strides", strides)
         self.padding = argument_validation.padding_mode(padding)
-        self.activation = keras.activations.get(activation)
-        self.use_bias = use_bias
         self.shuffle = shuffle
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
         self.conv = keras.layers.Conv2D(
             self.filters,
             self.kernel_size,
@@ -96,10 +111,8 @@ class ShuffleConv2D(keras.layers.Layer):
             padding=self.padding,
             groups=self.groups,
             activation=self.activation,
-            use_bias=use_bias,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
+            **self.bias_arguments(),
             name="conv",
         )
         self.channel_shuffle = (
@@ -140,18 +153,7 @@ class ShuffleConv2D(keras.layers.Layer):
             "kernel_size": self.kernel_size,
             "strides": self.strides,
             "padding": self.padding,
-            "activation": keras.activations.serialize(self.activation),
-            "use_bias": self.use_bias,
             "shuffle": self.shuffle,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "bias_initializer": keras.initializers.serialize(
-                self.bias_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
-            ),
         }
         return {**base_config, **config}
 

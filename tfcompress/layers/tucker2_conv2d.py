@@ -6,11 +6,12 @@ import numpy as np
 from tfcompress import argument_validation
 from tfcompress.graph.registry import register_layer
 from tfcompress.layers.sublayers import build_in_sequence
+from tfcompress.layers.weighted_layer import WeightedLayer
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class Tucker2Conv2D(keras.layers.Layer):
+class Tucker2Conv2D(WeightedLayer):
     """A kxk convolution through a small core: 1x1, kxk, then 1x1.
 
     A Tucker-2 decomposition (Kim et al. 2016) writes a convolution kernel
@@ -49,6 +50,11 @@ class Tucker2Conv2D(keras.layers.Layer):
         bias_initializer: Defaults to `"zeros"`.
         kernel_regularizer: Optional regularizer applied to the three
             kernels.
+        bias_regularizer: Optional regularizer applied to the bias.
+        activity_regularizer: Optional regularizer applied to the output.
+        kernel_constraint: Optional constraint applied to the three
+            kernels.
+        bias_constraint: Optional constraint applied to the bias.
         **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
 
     Input shape:
@@ -79,9 +85,24 @@ class Tucker2Conv2D(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         self.filters = argument_validation.positive_int("filters", filters)
         self.kernel_size = argument_validation.int_pair(
             "kernel_size", kernel_size
@@ -89,11 +110,6 @@ class Tucker2Conv2D(keras.layers.Layer):
         self.ranks = argument_validation.int_pair("ranks", ranks)
         self.strides = argument_validation.int_pair("strides", strides)
         self.padding = argument_validation.padding_mode(padding)
-        self.activation = keras.activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
         rank_in, rank_out = self.ranks
         # No bias before the core: zero padding of the projected input then
@@ -103,8 +119,7 @@ class Tucker2Conv2D(keras.layers.Layer):
             rank_in,
             1,
             use_bias=False,
-            kernel_initializer=self.kernel_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
             name="input_projection",
         )
         self.core = keras.layers.Conv2D(
@@ -113,18 +128,15 @@ class Tucker2Conv2D(keras.layers.Layer):
             strides=self.strides,
             padding=self.padding,
             use_bias=False,
-            kernel_initializer=self.kernel_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
             name="core",
         )
         self.output_projection = keras.layers.Conv2D(
             self.filters,
             1,
-            use_bias=use_bias,
             activation=self.activation,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-            kernel_regularizer=self.kernel_regularizer,
+            **self.kernel_arguments(),
+            **self.bias_arguments(),
             name="output_projection",
         )
 
@@ -152,7 +164,7 @@ class Tucker2Conv2D(keras.layers.Layer):
         """Returns the Tucker-2 factors `(U_in, core, U_out)` as numpy.
 
         Shapes `(S, r_in)`, `(kh, kw, r_in, r_out)` and `(T, r_out)`; see
-        `kernel()` for the kernel they stand for.
+        `full_kernel()` for the kernel they stand for.
         """
         if not self.built:
             raise ValueError(
@@ -164,12 +176,13 @@ class Tucker2Conv2D(keras.layers.Layer):
         u_out = keras.ops.convert_to_numpy(self.output_projection.kernel)
         return u_in, core, u_out[0, 0].T
 
-    def kernel(self):
-        """Returns the full kxk kernel `(kh, kw, S, T)` as numpy.
+    def full_kernel(self):
+        """The full kernel the factors are equivalent to, as numpy.
 
-        `kernel[h, w, s, t] = sum_ab core[h, w, a, b] U_in[s, a]
-        U_out[t, b]`: a `Conv2D` with this kernel, the same bias, strides
-        and padding computes what this layer computes.
+        Shape `(kh, kw, S, T)`, with `kernel[h, w, s, t] =
+        sum_ab core[h, w, a, b] U_in[s, a] U_out[t, b]`: a `Conv2D` with
+        this kernel and the same bias, strides, padding and activation
+        computes what this layer computes.
         """
         u_in, core, u_out = self.factors()
         return np.einsum("hwab,sa,tb->hwst", core, u_in, u_out)
@@ -251,17 +264,6 @@ class Tucker2Conv2D(keras.layers.Layer):
             "ranks": self.ranks,
             "strides": self.strides,
             "padding": self.padding,
-            "activation": keras.activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": keras.initializers.serialize(
-                self.kernel_initializer
-            ),
-            "bias_initializer": keras.initializers.serialize(
-                self.bias_initializer
-            ),
-            "kernel_regularizer": keras.regularizers.serialize(
-                self.kernel_regularizer
-            ),
         }
         return {**base_config, **config}
 
