@@ -111,6 +111,24 @@ def test_setters_and_losses_raise_clear_errors():
         features.temperature = 2.0
 
 
+def test_logits_distillation_with_its_own_compute_loss_is_refused():
+    # The Distiller computes the LogitsDistillation loss itself (at the
+    # temperature variable), so a subclass's own method would be ignored.
+    class Halved(keras.distillation.LogitsDistillation):
+        def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+            return 0.5 * super().compute_loss(teacher_outputs, student_outputs)
+
+    teacher, student = mlp(32, "teacher"), mlp(8, "student")
+    with pytest.raises(ValueError, match=r"distillation_losses\[1\] is a "
+                       r"Halved, a LogitsDistillation with its own "
+                       r"`compute_loss`"):
+        Distiller(teacher, student, [
+            keras.distillation.FeatureDistillation("mse"),
+            Halved(4.0, loss=keras.losses.KLDivergence()),
+        ])
+    assert teacher.trainable  # refused before Keras freezes the teacher
+
+
 def fit_cached_or_not(teacher_weights, data, cached, shuffle):
     x, y = data
     teacher = mlp(64, "teacher")

@@ -11,31 +11,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress.pruning import masks as mask_maths
+from tfcompress.pruning.kernel_masks import KernelMask
 from tfcompress.pruning.schedules import PruningSchedule
 from tfcompress.pruning.targets import select_weights
 from tfcompress.pruning.targets import selects
 
 LOG_MODES = ("layers", "total", None)
-
-
-class _Masked(keras.constraints.Constraint):
-    """Multiplies a kernel by its mask after every optimizer update.
-
-    Keras optimizers apply a variable's `constraint` right after each
-    update, inside the compiled train step, so pruned weights are zero again
-    before the next forward pass whatever the optimizer's momentum or
-    Adam moments push into them. Never serialized: the layer's config keeps
-    its own `kernel_constraint`.
-    """
-
-    def __init__(self, mask, inner=None):
-        self.mask = mask
-        self.inner = inner
-
-    def __call__(self, w):
-        if self.inner is not None:
-            w = self.inner(w)
-        return w * keras.ops.cast(self.mask, w.dtype)
 
 
 class MagnitudePruning(keras.callbacks.Callback):
@@ -49,7 +30,8 @@ class MagnitudePruning(keras.callbacks.Callback):
     `model.optimizer.iterations`, as tfmot counts them) the least important
     entries of each selected kernel are set to zero, exactly
     `round(sparsity * size)` of them, and a mask keeps them at zero through
-    every later optimizer update. When `fit` ends the masks are released
+    every later optimizer update (a `tfcompress.pruning.KernelMask` per
+    kernel, which this callback drives). When `fit` ends the masks are released
     and the model is a plain model with zeros in its kernels: save it,
     export it, or pass it to `tfcompress.pruning.strip` for a copy and a
     sparsity report.
@@ -200,7 +182,7 @@ class MagnitudePruning(keras.callbacks.Callback):
         self.pruned = []
         self.skipped = []
         self._targets = []  # (PrunableWeight, schedule) pairs.
-        self._masks = {}  # path -> mask variable.
+        self._masks = {}  # path -> KernelMask.
         self._last_step = None
         self._selected_for = None
         self._plain_function = None
@@ -262,16 +244,9 @@ class MagnitudePruning(keras.callbacks.Callback):
                 # Under the model's strategy, so that each replica's
                 # optimizer update reads a mask on its own device.
                 with strategy.scope() if strategy else contextlib.nullcontext():
-                    self._masks[weight.path] = keras.Variable(
-                        np.ones(weight.variable.shape, dtype="float32"),
-                        trainable=False,
-                        name="pruning_mask",
-                    )
-            variable = weight.variable
-            release_mask(variable)  # One left by an interrupted fit.
-            variable.constraint = _Masked(
-                self._masks[weight.path], variable.constraint
-            )
+                    self._masks[weight.path] = KernelMask(weight.variable)
+            # Also releases a mask left by an interrupted fit.
+            self._masks[weight.path].attach()
         self._use_masked_train_function()
         # The step is read at the first batch: `BackupAndRestore` restores
         # the optimizer in its own `on_train_begin`, possibly after this one.
@@ -322,7 +297,7 @@ class MagnitudePruning(keras.callbacks.Callback):
         # Release the masks: the model is left a plain model, its pruned
         # weights exactly zero.
         for weight, _ in self._targets:
-            release_mask(weight.variable)
+            self._masks[weight.path].release()
         # The function `fit` had before this callback, traced without masks.
         self.model.train_function = self._plain_function
 
@@ -339,35 +314,26 @@ class MagnitudePruning(keras.callbacks.Callback):
     def _restore_masks(self, step):
         """Masks for a resumed run: the zeros of kernels already pruned."""
         for weight, schedule in self._targets:
-            mask = self._masks[weight.path]
-            fresh = bool(np.all(keras.ops.convert_to_numpy(mask) == 1))
-            if fresh and step > schedule.begin_step:
-                values = keras.ops.convert_to_numpy(weight.variable)
-                mask.assign((values != 0).astype("float32"))
+            if step > schedule.begin_step:
+                self._masks[weight.path].restore_from_zeros()
 
     def _prune(self, due, step):
         gradients = {}
         if self.importance == "taylor":
             gradients = self._loss_gradients([w for w, _ in due])
         for weight, schedule in due:
-            values = keras.ops.convert_to_numpy(weight.variable)
-            current = keras.ops.convert_to_numpy(self._masks[weight.path])
-            scores = mask_maths.importance_scores(
-                values, gradients.get(weight.path)
-            )
+            mask = self._masks[weight.path]
+            gradient = gradients.get(weight.path)
             if self.sparsity_m_by_n is not None:
-                mask = mask_maths.m_by_n_mask(
-                    scores,
-                    self.sparsity_m_by_n,
-                    weight.input_channel_axis,
-                    current,
+                mask.update(
+                    m_by_n=self.sparsity_m_by_n,
+                    channel_axis=weight.input_channel_axis,
+                    gradient=gradient,
                 )
             else:
-                mask = mask_maths.magnitude_mask(
-                    scores, schedule.sparsity_at(step), current
+                mask.update(
+                    sparsity=schedule.sparsity_at(step), gradient=gradient
                 )
-            self._masks[weight.path].assign(mask)
-            weight.variable.assign(values * mask)
         if self.verbose:
             sparsity = self.sparsity()
             mean = np.mean([sparsity[w.path] for w, _ in due])
@@ -412,12 +378,6 @@ class MagnitudePruning(keras.callbacks.Callback):
                 "a non-empty dataset of (x, y) batches."
             )
         return {w.path: t for w, t in zip(weights, totals)}
-
-
-def release_mask(variable):
-    """Gives `variable` back its own constraint if a pruning mask is on it."""
-    if isinstance(variable.constraint, _Masked):
-        variable.constraint = variable.constraint.inner
 
 
 def _check_schedule(schedule, name):

@@ -1,24 +1,11 @@
 """Keras's Distiller, with a temperature and weight that can change in `fit`."""
 
-import contextlib
 import numbers
 
 import keras
 
 from tfcompress.distillation import teacher_cache
-
-_LOSS_TRACKERS = (
-    "student_loss_tracker",
-    "distillation_loss_tracker",
-    "total_loss_tracker",
-)
-
-
-class _NoTracking:
-    """Stands in for a loss tracker while the parent's loss is evaluated."""
-
-    def update_state(self, *args, **kwargs):
-        pass
+from tfcompress.distillation.teacher_cache import FINAL_OUTPUT
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -41,16 +28,18 @@ class Distiller(keras.distillation.Distiller):
        reads the teacher's outputs from the data instead of running the
        teacher.
 
-    How: the combined loss `w * student_loss + (1 - w) * distillation_loss`
-    is linear in the weight `w`, so each step evaluates Keras's own
-    `compute_loss` at `w = 1` (the student loss) and at `w = 0` (the
-    distillation loss, with the temperature variables in place of the
-    floats), then mixes the two with the variable. The numbers are those of
-    Keras's Distiller at the same settings. Two consequences: both parts
-    are always computed (the teacher runs even at `student_loss_weight=1`,
-    unless its outputs are cached), and `fit` on `x` alone (no labels) gives
-    a student loss of 0, so set `student_loss_weight=0` for it (and compile
-    without metrics, which need labels).
+    How: `compute_loss` computes Keras's two terms itself, as Keras's
+    Distiller does (the compiled loss on the labels; each distillation loss
+    on the teacher's outputs or features in inference mode and the
+    student's, times its `distillation_loss_weights` entry), with the
+    temperature variables in place of the floats, then mixes them with the
+    weight variable: `w * student_loss + (1 - w) * distillation_loss`. The
+    numbers are those of Keras's Distiller at the same settings. Two
+    consequences: both parts are always computed (the teacher runs even at
+    `student_loss_weight=1`, unless its outputs are cached), and `fit` on
+    `x` alone (no labels) gives a student loss of 0, so set
+    `student_loss_weight=0` for it (and compile without metrics, which need
+    labels).
 
     Under `tf.distribute`, as with Keras's Distiller, the `student_loss`,
     `distillation_loss` and `total_loss` logs are per-replica values that
@@ -116,6 +105,15 @@ class Distiller(keras.distillation.Distiller):
         name="distiller",
         **kwargs,
     ):
+        # Checked first: Keras's constructor freezes the teacher.
+        losses = (
+            distillation_losses
+            if isinstance(distillation_losses, (list, tuple))
+            else [distillation_losses]
+        )
+        for index, loss in enumerate(losses):
+            if isinstance(loss, keras.distillation.LogitsDistillation):
+                _check_logits_distillation(loss, index)
         super().__init__(
             teacher,
             student,
@@ -126,9 +124,8 @@ class Distiller(keras.distillation.Distiller):
             **kwargs,
         )
         self._temperature_losses = []
-        for index, loss in enumerate(self.distillation_losses):
+        for loss in self.distillation_losses:
             if isinstance(loss, keras.distillation.LogitsDistillation):
-                _check_not_kl_on_logits(loss, index)
                 self._temperature_losses.append(loss)
         self._temperature = (
             float(self._temperature_losses[0].temperature)
@@ -155,9 +152,6 @@ class Distiller(keras.distillation.Distiller):
 
     @property
     def student_loss_weight(self):
-        fixed = self.__dict__.get("_fixed_student_loss_weight")
-        if fixed is not None:
-            return fixed
         return self._student_loss_weight
 
     @student_loss_weight.setter
@@ -206,10 +200,44 @@ class Distiller(keras.distillation.Distiller):
 
     # -- The loss -------------------------------------------------------
 
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """Configures training, as `keras.distillation.Distiller.compile`.
+
+        Args:
+            optimizer: Optimizer of the student. Defaults to `"adam"`.
+            loss: The student's supervised loss: a loss identifier or
+                instance, or a structure of them matching the student's
+                outputs. Required.
+            metrics: A list of metrics of the student's predictions, or
+                `None`.
+            **kwargs: Passed to `keras.Model.compile`.
+
+        Raises:
+            ValueError: if `loss` is `None` or `metrics` is not a list.
+        """
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                        **kwargs)
+        # Keras's Distiller keeps the resolved losses in a private
+        # attribute; `compute_loss` below reads its own copy, resolved the
+        # same way (a string becomes the function `keras.losses.get`
+        # returns, anything else is used as given).
+        self._compiled_student_losses = keras.tree.map_structure(
+            _loss_function, loss
+        )
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         """Keras's combined distillation loss, with the variables' values.
+
+        The same terms as `keras.distillation.Distiller.compute_loss`: the
+        student loss on `(y, y_pred)`, the weighted sum of the distillation
+        losses on the teacher's (inference mode) and the student's outputs
+        or features, combined as `w * student_loss + (1 - w) *
+        distillation_loss`. Here `w` and every `LogitsDistillation`
+        temperature are read from their variables, and both terms are
+        always computed (Keras skips the one whose weight is 0, deciding in
+        Python at trace time).
 
         Args:
             x: Input data, or the dict made by `cache_teacher_outputs`.
@@ -221,68 +249,115 @@ class Distiller(keras.distillation.Distiller):
         Returns:
             The scalar loss `w * student_loss + (1 - w) * distillation_loss`.
         """
+        inputs, cached_teacher_outputs = teacher_cache.unpack(x)
         if y_pred is None:
-            y_pred = self(x, training=training)
-        parts = []
-        with self._parent_trackers_off():
-            for weight in (1.0, 0.0):
-                with self._parent_evaluated_at(weight):
-                    parts.append(
-                        super().compute_loss(
-                            x=x,
-                            y=y,
-                            y_pred=y_pred,
-                            sample_weight=sample_weight,
-                            training=training,
-                        )
-                    )
-        student_loss, distillation_loss = parts
+            y_pred = self(inputs, training=training)
+        student_loss = self._supervised_loss(y, y_pred)
+        distillation_loss = self._weighted_distillation_loss(
+            inputs, cached_teacher_outputs, y_pred
+        )
         weight = self._student_loss_weight_variable
         total_loss = keras.ops.add(
             keras.ops.multiply(weight, student_loss),
-            keras.ops.multiply(keras.ops.subtract(1.0, weight), distillation_loss),
+            keras.ops.multiply(
+                keras.ops.subtract(1.0, weight), distillation_loss
+            ),
         )
         self.student_loss_tracker.update_state(student_loss)
         self.distillation_loss_tracker.update_state(distillation_loss)
         self.total_loss_tracker.update_state(total_loss)
         return total_loss
 
-    @contextlib.contextmanager
-    def _parent_evaluated_at(self, weight):
-        """Keras's `compute_loss` at `student_loss_weight=weight` (0 or 1).
+    def _supervised_loss(self, y, y_pred):
+        """The compiled loss(es) on the labels, summed, as a scalar."""
+        if y is None:
+            return 0.0
+        values = keras.tree.map_structure(
+            lambda loss, target, prediction: loss(target, prediction),
+            self._compiled_student_losses,
+            y,
+            y_pred,
+        )
+        values = keras.tree.flatten(values)
+        loss = (
+            keras.ops.sum(keras.ops.stack(values))
+            if len(values) > 1
+            else values[0]
+        )
+        if len(getattr(loss, "shape", ())) > 0:
+            loss = keras.ops.mean(loss)
+        return loss
 
-        At 0 the `LogitsDistillation` losses also read the temperature
-        variables. Only swaps Python attributes while the train step is
-        traced: one replica traces at a time under tf.distribute.
+    def _weighted_distillation_loss(
+        self, inputs, cached_teacher_outputs, y_pred
+    ):
+        """The distillation losses, each times its weight, summed."""
+        teacher_features = self._teacher_features(
+            inputs, cached_teacher_outputs
+        )
+        student_features = self._student_features(inputs, y_pred)
+        # One variable per LogitsDistillation loss, in the losses' order.
+        temperatures = iter(self._temperature_variables)
+        total = 0.0
+        for index, (loss, weight) in enumerate(
+            zip(self.distillation_losses, self.distillation_loss_weights)
+        ):
+            # As Keras: a loss naming a teacher layer reads the features of
+            # the layers it names; any other reads the final outputs.
+            if getattr(loss, "teacher_layer_name", None) is not None:
+                teacher_output = _feature(
+                    teacher_features, loss.teacher_layer_name, "teacher", index
+                )
+                student_output = _feature(
+                    student_features, loss.student_layer_name, "student", index
+                )
+            else:
+                teacher_output = teacher_features[FINAL_OUTPUT]
+                student_output = y_pred
+            loss.validate_outputs(teacher_output, student_output)
+            if isinstance(loss, keras.distillation.LogitsDistillation):
+                value = _logits_distillation_loss(
+                    loss, teacher_output, student_output, next(temperatures)
+                )
+            else:
+                value = loss.compute_loss(teacher_output, student_output)
+            if len(getattr(value, "shape", ())) > 0:
+                raise ValueError(
+                    f"distillation_losses[{index}] "
+                    f"({type(loss).__name__}) returned a loss of shape "
+                    f"{tuple(value.shape)}; its `compute_loss` must return "
+                    "a scalar."
+                )
+            total = keras.ops.add(total, keras.ops.multiply(weight, value))
+        return total
+
+    # Keras's Distiller builds its feature extractors (functional models
+    # over the teacher's and the student's layers, outputs keyed by layer
+    # name) once in `__init__` and gives no public access to them; these
+    # read its private attributes rather than build and track a second
+    # copy of each.
+
+    def _teacher_features(self, inputs, cached_teacher_outputs):
+        """The teacher's outputs and features, run in inference mode."""
+        extractor = self._teacher_feature_extractor
+        if cached_teacher_outputs is not None:
+            return teacher_cache.as_teacher_features(
+                cached_teacher_outputs, extractor
+            )
+        if extractor is not None:
+            return extractor(inputs, training=False)
+        return {FINAL_OUTPUT: self.teacher(inputs, training=False)}
+
+    def _student_features(self, inputs, y_pred):
+        """The student's features: `y_pred`, plus the named layers' outputs.
+
+        As Keras, the extractor runs in training mode whatever `training`
+        is.
         """
-        floats = [loss.temperature for loss in self._temperature_losses]
-        self.__dict__["_fixed_student_loss_weight"] = weight
-        if weight == 0.0:
-            for loss, variable in zip(
-                self._temperature_losses, self._temperature_variables
-            ):
-                loss.temperature = variable
-        try:
-            yield
-        finally:
-            self.__dict__["_fixed_student_loss_weight"] = None
-            for loss, value in zip(self._temperature_losses, floats):
-                loss.temperature = value
-
-    @contextlib.contextmanager
-    def _parent_trackers_off(self):
-        """Keeps Keras's `compute_loss` from updating the loss trackers.
-
-        `object.__setattr__` leaves Keras's tracking of the metrics alone.
-        """
-        trackers = {name: getattr(self, name) for name in _LOSS_TRACKERS}
-        for name in _LOSS_TRACKERS:
-            object.__setattr__(self, name, _NoTracking())
-        try:
-            yield
-        finally:
-            for name, tracker in trackers.items():
-                object.__setattr__(self, name, tracker)
+        extractor = self._student_feature_extractor
+        if extractor is not None:
+            return extractor(inputs, training=True)
+        return {FINAL_OUTPUT: y_pred}
 
     # -- Cached teacher outputs -----------------------------------------
 
@@ -291,20 +366,73 @@ class Distiller(keras.distillation.Distiller):
         inputs, _ = teacher_cache.unpack(inputs)
         return super().call(inputs, training=training, **kwargs)
 
-    def _extract_all_teacher_features(self, x):
-        inputs, outputs = teacher_cache.unpack(x)
-        if outputs is None:
-            return super()._extract_all_teacher_features(inputs)
-        return teacher_cache.as_teacher_features(
-            outputs, self._teacher_feature_extractor
+
+def _loss_function(loss):
+    """A compiled loss identifier as the callable Keras's Distiller uses."""
+    if isinstance(loss, str):
+        return keras.losses.get(loss)
+    return loss
+
+
+def _feature(features, layer_name, model, index):
+    key = layer_name or FINAL_OUTPUT
+    if key not in features:
+        raise ValueError(
+            f"distillation_losses[{index}] reads the {model} layer {key!r}, "
+            f"which is not among the extracted {model} features. "
+            f"Available: {sorted(features)}"
         )
-
-    def _extract_all_student_features(self, x, y_pred):
-        inputs, _ = teacher_cache.unpack(x)
-        return super()._extract_all_student_features(inputs, y_pred)
+    return features[key]
 
 
-def _check_not_kl_on_logits(loss, index):
+def _logits_distillation_loss(loss, teacher_logits, student_logits,
+                              temperature):
+    """`LogitsDistillation.compute_loss`, at the given temperature.
+
+    Keras's method reads the loss object's `temperature` float; this is its
+    computation, step for step, with a temperature that may be a variable.
+    """
+    teacher_scaled = keras.tree.map_structure(
+        lambda x: keras.ops.divide(x, temperature), teacher_logits
+    )
+    student_scaled = keras.tree.map_structure(
+        lambda x: keras.ops.divide(x, temperature), student_logits
+    )
+
+    def apply(loss_fn, teacher, student):
+        if loss_fn is None:
+            return 0.0
+        if isinstance(loss_fn, keras.losses.KLDivergence):
+            # Probabilities, and the T**2 of Hinton et al.
+            value = keras.ops.mean(
+                loss_fn(
+                    keras.ops.softmax(teacher, axis=-1),
+                    keras.ops.softmax(student, axis=-1),
+                )
+            )
+            return value * (temperature**2)
+        return keras.ops.mean(loss_fn(teacher, student))
+
+    values = keras.tree.map_structure(
+        apply, loss.loss, teacher_scaled, student_scaled
+    )
+    return keras.ops.sum(keras.ops.stack(keras.tree.flatten(values)))
+
+
+def _check_logits_distillation(loss, index):
+    if (
+        type(loss).compute_loss
+        is not keras.distillation.LogitsDistillation.compute_loss
+    ):
+        raise ValueError(
+            f"distillation_losses[{index}] is a {type(loss).__name__}, a "
+            "LogitsDistillation with its own `compute_loss`. This Distiller "
+            "computes the LogitsDistillation loss itself, at the temperature "
+            "held in its variable, so it would not run that method. Use "
+            "keras.distillation.Distiller, or subclass "
+            "keras.distillation.DistillationLoss instead. Received: "
+            f"{loss!r}"
+        )
     functions = [f for f in keras.tree.flatten(loss.loss) if f is not None]
     if any(f is keras.losses.kl_divergence for f in functions):
         raise ValueError(

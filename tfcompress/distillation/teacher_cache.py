@@ -5,7 +5,8 @@ import numpy as np
 
 INPUTS = "inputs"
 TEACHER_OUTPUTS = "teacher_outputs"
-_FINAL = "final_output"  # Keras's Distiller's key for the final outputs.
+# The key of the final outputs among Keras's Distiller's features.
+FINAL_OUTPUT = "final_output"
 
 
 def cache_teacher_outputs(teacher, x, batch_size=256):
@@ -84,6 +85,8 @@ def cache_teacher_outputs(teacher, x, batch_size=256):
         )
     model = teacher
     if isinstance(teacher, keras.distillation.Distiller):
+        # Keras's Distiller has no public access to the teacher model it
+        # builds (in `__init__`) over the layers its feature losses read.
         extractor = teacher._teacher_feature_extractor
         model = extractor if extractor is not None else teacher.teacher
     outputs = model.predict(x, batch_size=batch_size, verbose=0)
@@ -105,12 +108,14 @@ def as_teacher_features(outputs, feature_extractor):
 
     That is `{"final_output": outputs, <layer name>: features, ...}`.
     """
-    if isinstance(outputs, dict) and _FINAL in outputs:
+    if isinstance(outputs, dict) and FINAL_OUTPUT in outputs:
         features = outputs
     else:
-        features = {_FINAL: outputs}
+        features = {FINAL_OUTPUT: outputs}
     if feature_extractor is not None:
-        needed = [key for key in feature_extractor.output if key != _FINAL]
+        needed = [
+            key for key in feature_extractor.output if key != FINAL_OUTPUT
+        ]
         missing = [key for key in needed if key not in features]
         if missing:
             raise ValueError(

@@ -4,7 +4,9 @@
   numbers: `ConstantSparsity`, `PolynomialDecay`.
 - Pruning during `fit`: `tfcompress.callbacks.MagnitudePruning`, then
   `strip` for a plain copy and a `SparsityReport`.
-- The mask maths on their own: `magnitude_mask`, `m_by_n_mask`.
+- The mask maths on their own: `magnitude_mask`, `m_by_n_mask`; a mask
+  kept on a kernel through training (what the callback drives, usable in a
+  custom training loop): `KernelMask`, `release_mask`.
 - Structured pruning that physically removes channels: `prune_channels`,
   and `sensitivity_analysis` to see which layers tolerate it.
 """
@@ -14,6 +16,8 @@ from tfcompress.pruning.channels import ChannelPruningReport
 from tfcompress.pruning.channels import ChannelPruningRow
 from tfcompress.pruning.channels import prunable_channel_groups
 from tfcompress.pruning.channels import prune_channels
+from tfcompress.pruning.kernel_masks import KernelMask
+from tfcompress.pruning.kernel_masks import release_mask
 from tfcompress.pruning.masks import m_by_n_mask
 from tfcompress.pruning.masks import magnitude_mask
 from tfcompress.pruning.schedules import ConstantSparsity
@@ -31,6 +35,7 @@ __all__ = [
     "ChannelPruningReport",
     "ChannelPruningRow",
     "ConstantSparsity",
+    "KernelMask",
     "KernelSparsity",
     "PolynomialDecay",
     "PruningSchedule",
@@ -40,6 +45,7 @@ __all__ = [
     "magnitude_mask",
     "prunable_channel_groups",
     "prune_channels",
+    "release_mask",
     "sensitivity_analysis",
     "sparsity_report",
     "strip",

@@ -1,8 +1,9 @@
 """Pruning masks from importance scores: the maths, in plain numpy.
 
 The `MagnitudePruning` callback decides when to prune and on which weights;
-these functions decide which entries of one weight tensor become zero. They
-are pure functions of arrays, so they are tested on their own.
+these functions decide which entries of one weight tensor become zero, and
+`kernel_masks.KernelMask` keeps that decision on a live kernel. They are
+pure functions of arrays, so they are tested on their own.
 """
 
 import numpy as np

@@ -2,6 +2,7 @@
 
 import keras
 
+from tfcompress.pruning.kernel_masks import release_mask
 from tfcompress.pruning.sparsity_report import sparsity_report
 from tfcompress.pruning.targets import all_prunable_weights
 
@@ -59,8 +60,5 @@ def strip(model, inplace=False):
 
 
 def _release_masks(model):
-    # Imported here: the callback module imports tfcompress.pruning.
-    from tfcompress.callbacks.magnitude_pruning import release_mask
-
     for weight in all_prunable_weights(model):
         release_mask(weight.variable)
