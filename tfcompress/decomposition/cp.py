@@ -4,7 +4,6 @@
 import math
 import warnings
 
-import keras
 import numpy as np
 
 from tfcompress.decomposition import conv_layers

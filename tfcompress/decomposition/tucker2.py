@@ -3,7 +3,6 @@ al. 2016), computed by higher-order orthogonal iteration in TensorLy."""
 
 import numbers
 
-import keras
 import numpy as np
 
 from tfcompress.decomposition import conv_layers

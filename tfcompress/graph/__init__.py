@@ -37,6 +37,12 @@ from tfcompress.graph.registry import PrunableKernel
 from tfcompress.graph.registry import register_layer
 
 __all__ = [
+    "cloning",
+    "flattening",
+    "functional_graph",
+    "keras_internals",
+    "layer_tree",
+    "registry",
     "LayerPath",
     "PrunableKernel",
     "all_layers",

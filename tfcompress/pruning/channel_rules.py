@@ -23,7 +23,6 @@ import math
 import numbers
 
 import keras
-import numpy as np
 
 from tfcompress.graph import functional_graph
 from tfcompress.pruning.channel_trace import CHANNEL_MIXING_ACTIVATIONS

@@ -31,7 +31,6 @@ steps:
 import numbers
 import re
 
-import keras
 
 from tfcompress import argument_validation
 from tfcompress.graph import functional_graph
