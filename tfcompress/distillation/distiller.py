@@ -5,6 +5,7 @@ import numbers
 import keras
 
 from tfcompress.distillation import teacher_cache
+from tfcompress.graph import keras_internals
 from tfcompress.distillation.teacher_cache import FINAL_OUTPUT
 
 
@@ -331,15 +332,12 @@ class Distiller(keras.distillation.Distiller):
             total = keras.ops.add(total, keras.ops.multiply(weight, value))
         return total
 
-    # Keras's Distiller builds its feature extractors (functional models
-    # over the teacher's and the student's layers, outputs keyed by layer
-    # name) once in `__init__` and gives no public access to them; these
-    # read its private attributes rather than build and track a second
-    # copy of each.
+    # The feature extractors are Keras's own (see
+    # `keras_internals.distiller_feature_extractors`).
 
     def _teacher_features(self, inputs, cached_teacher_outputs):
         """The teacher's outputs and features, run in inference mode."""
-        extractor = self._teacher_feature_extractor
+        extractor, _ = keras_internals.distiller_feature_extractors(self)
         if cached_teacher_outputs is not None:
             return teacher_cache.as_teacher_features(
                 cached_teacher_outputs, extractor
@@ -354,7 +352,7 @@ class Distiller(keras.distillation.Distiller):
         As Keras, the extractor runs in training mode whatever `training`
         is.
         """
-        extractor = self._student_feature_extractor
+        _, extractor = keras_internals.distiller_feature_extractors(self)
         if extractor is not None:
             return extractor(inputs, training=True)
         return {FINAL_OUTPUT: y_pred}

@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from tfcompress.graph import keras_internals
+
 INPUTS = "inputs"
 TEACHER_OUTPUTS = "teacher_outputs"
 # The key of the final outputs among Keras's Distiller's features.
@@ -85,9 +87,7 @@ def cache_teacher_outputs(teacher, x, batch_size=256):
         )
     model = teacher
     if isinstance(teacher, keras.distillation.Distiller):
-        # Keras's Distiller has no public access to the teacher model it
-        # builds (in `__init__`) over the layers its feature losses read.
-        extractor = teacher._teacher_feature_extractor
+        extractor, _ = keras_internals.distiller_feature_extractors(teacher)
         model = extractor if extractor is not None else teacher.teacher
     outputs = model.predict(x, batch_size=batch_size, verbose=0)
     return {INPUTS: x, TEACHER_OUTPUTS: outputs}

@@ -121,3 +121,19 @@ def restore_call(operation, attribute, previous):
 
 
 _MISSING = object()
+
+
+def distiller_feature_extractors(distiller):
+    """`(teacher extractor, student extractor)` of a Keras `Distiller`.
+
+    `keras.distillation.Distiller.__init__` builds these models (over the
+    layers its feature losses read, outputs keyed by layer name) in
+    `_teacher_feature_extractor` and `_student_feature_extractor`, and
+    gives no public access to them; reading them avoids building and
+    tracking a second copy of each. Either is `None` when no loss reads
+    intermediate layers.
+    """
+    return (
+        distiller._teacher_feature_extractor,
+        distiller._student_feature_extractor,
+    )

@@ -13,7 +13,7 @@ from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
 def _classes(names, modules=("numpy", "nn", "core")):
-    """The op classes called `names`, looked up in `keras.src.ops.*`."""
+    """The op classes called `names`, looked up in Keras's ops modules."""
     found = []
     for name in names:
         for module in modules:
