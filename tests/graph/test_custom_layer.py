@@ -103,7 +103,7 @@ def test_magnitude_pruning_sparsifies_its_kernel(data):
     x, y, _, _ = data
     model = _model()
     pruning = tfcompress.callbacks.MagnitudePruning(
-        tfcompress.pruning.ConstantSparsity(0.75), layers=["mine"]
+        tfcompress.pruning.ConstantSparsity(0.75, begin_step=0), layers=["mine"]
     )
     model.fit(x, y, epochs=1, batch_size=64, verbose=0, callbacks=[pruning])
     report = tfcompress.pruning.sparsity_report(model)
@@ -169,7 +169,7 @@ def test_qat_rounds_its_kernel_and_exports_int8_with_parity(
     tfcompress.to_tflite(qat_model, str(path), quantization="int8")
     inspection = tfcompress.export.inspect_tflite(str(path))
     fully_connected = [
-        op for op in inspection.ops if op.type == "FULLY_CONNECTED"
+        op for op in inspection.ops if op.name == "FULLY_CONNECTED"
     ]
     assert len(fully_connected) == 2
     for op in fully_connected:
@@ -191,10 +191,24 @@ def test_qat_rounds_its_kernel_and_exports_int8_with_parity(
 def test_decompose_factorizes_it_with_svd(trained, data):
     _, _, x_test, _ = data
     new_model, report = tfcompress.decomposition.decompose(
-        trained, method="svd", rank=4, layers=["mine"], verbose=False
+        trained,
+        method="svd",
+        rank=8,
+        layers=["mine"],
+        data=x_test,
+        verbose=False,
     )
-    assert [(row.name, row.rank) for row in report.layers] == [("mine", 4)]
-    assert type(new_model.get_layer("mine")).__name__ == "LowRankDense"
-    assert report.macs_after == (64 + 32) * 4 + 32 * 10
-    # Rank 4 keeps most of what the layer computes on real inputs.
-    assert report.layers[0].output_error < 0.5
+    assert [(row.name, row.rank) for row in report.layers] == [("mine", 8)]
+    factorized = new_model.get_layer("mine")
+    assert type(factorized).__name__ == "LowRankDense"
+    assert report.macs_after == (64 + 32) * 8 + 32 * 10
+    # Its factors multiply to the best rank-8 approximation of the kernel.
+    kernel = keras.ops.convert_to_numpy(trained.get_layer("mine").kernel)
+    a, s, b = np.linalg.svd(kernel, full_matrices=False)
+    best = (a[:, :8] * s[:8]) @ b[:8]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(factorized.full_kernel()),
+        best,
+        rtol=1e-4,
+        atol=1e-4,
+    )

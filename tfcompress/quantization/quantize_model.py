@@ -321,9 +321,16 @@ class _Rewrite:
                 )
             else:
                 replacement = RoundedKernels(
-                    layer, rule.kernels, weight_bits=self.weight_bits
+                    layer,
+                    rule.kernels,
+                    weight_bits=self.weight_bits,
+                    name=layer.name,
                 )
             self.quantized.append(path)
+            if kind == "rounded_kernels":
+                # It wraps the flat model's own copy, weights and all; its
+                # switch starts on.
+                return replacement, None, None
             state = [np.array(1.0, dtype="float32")]  # quantize_enabled
             return replacement, split_activation, state
         if kind == "batch_norm":
