@@ -56,6 +56,12 @@ Conventions:
   activations and state updates are element-wise, 0.
 - Bilinear and other interpolating resizes are unknown for now (no
   convention chosen), like a layer without a rule.
+- A layer that computes in its own `call()` around its sublayers
+  (attention, `Bidirectional`, recurrent layers, `SpectralNormalization`)
+  has a rule and is a leaf of the profile. Only layers that merely route
+  data to their sublayers (`TimeDistributed`, `Pipeline`, nested models)
+  are counted through them. `tests/analysis/test_keras_layer_coverage.py`
+  checks this for every layer `keras.layers` exports.
 - A layer without a rule gets `macs=None` (unknown). The rules never guess.
   Layers that could only be guessed (`Lambda`, an FFT, a wrapped foreign
   model) have a rule that says so: they are leaves of the profile,
