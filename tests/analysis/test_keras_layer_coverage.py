@@ -148,7 +148,9 @@ CASES = {
     L.GRUCell: lambda: _cell(L.GRUCell(3)),
     L.GaussianDropout: lambda: _on(L.GaussianDropout(0.1)),
     L.GaussianNoise: lambda: _on(L.GaussianNoise(0.1)),
-    L.GlobalAveragePooling1D: lambda: _on(L.GlobalAveragePooling1D(), SEQUENCE),
+    L.GlobalAveragePooling1D: lambda: _on(
+        L.GlobalAveragePooling1D(), SEQUENCE
+    ),
     L.GlobalAveragePooling2D: lambda: _on(L.GlobalAveragePooling2D(), IMAGE),
     L.GlobalAveragePooling3D: lambda: _on(L.GlobalAveragePooling3D(), VOLUME),
     L.GlobalMaxPooling1D: lambda: _on(L.GlobalMaxPooling1D(), SEQUENCE),
@@ -161,7 +163,9 @@ CASES = {
     L.HashedCrossing: _hashed_crossing,
     L.Hashing: lambda: _on(L.Hashing(5), (3,), "int32"),
     L.Identity: lambda: _on(L.Identity()),
-    L.IntegerLookup: lambda: _on(L.IntegerLookup(vocabulary=[1, 2]), (3,), "int64"),
+    L.IntegerLookup: lambda: _on(
+        L.IntegerLookup(vocabulary=[1, 2]), (3,), "int64"
+    ),
     L.LSTM: lambda: _on(L.LSTM(3), SEQUENCE),
     L.LSTMCell: lambda: _cell(L.LSTMCell(3)),
     L.Lambda: lambda: _on(L.Lambda(lambda x: x * 2.0)),

@@ -253,6 +253,22 @@ def test_spectral_normalization_counts_its_layer():
 
 
 def test_lambda_is_unknown_with_its_reason():
-    report = _profile(keras.layers.Lambda(lambda x: x * 2.0, name="double"), (4,))
+    layer = keras.layers.Lambda(lambda x: x * 2.0, name="double")
+    report = _profile(layer, (4,))
     assert report.unknown_macs == ["double"]
     assert report.rows[0].note == "MACs unknown (Lambda: arbitrary function)"
+
+
+def test_inception_resnet_residual_scale_is_element_wise():
+    from tfcompress.graph import keras_internals
+
+    scale_class = keras_internals.application_layer_class(
+        "inception_resnet_v2", "CustomScaleLayer"
+    )
+    shortcut = keras.Input((4, 4, 3))
+    residual = keras.Input((4, 4, 3))
+    outputs = scale_class(0.17)([shortcut, residual])
+    report = profile(keras.Model([shortcut, residual], outputs))
+    assert report.macs == 0
+    assert report.unknown_macs == []
+    assert keras_internals.application_layer_class("convnext", "Nope") is None

@@ -104,3 +104,19 @@ def test_efficientnet_b0(efficientnet_b0):
     # Tan and Le 2019, Table 2: 0.39 G FLOPs (multiply-adds).
     assert report.macs == 388_184_000
     assert _relative_error(report.macs, 390e6) < 0.02
+
+
+def test_convnext_tiny():
+    # LayerNormalization (3 MACs per element) and ConvNeXt's LayerScale
+    # (element-wise, 0) are counted, nothing is unknown.
+    model, report = _profiled(keras.applications.ConvNeXtTiny)
+    def rows(layer_type):
+        return [row for row in report.rows if row.layer_type == layer_type]
+
+    # One per block (18), the stem, the three downsamplings and the head.
+    assert len(rows("LayerNormalization")) == 23
+    assert all(row.macs > 0 for row in rows("LayerNormalization"))
+    assert [row.macs for row in rows("LayerScale")] == [0] * 18
+    assert report.macs == 4_464_489_984
+    # Liu et al. 2022, Table 1: 4.5 G FLOPs (multiply-adds).
+    assert _relative_error(report.macs, 4.5e9) < 0.02

@@ -139,7 +139,8 @@ def dot_product_attention_macs(layer, input_shapes, output_shape):
     Example:
 
     >>> attention = keras.layers.Attention()
-    >>> dot_product_attention_macs(attention, [(1, 3, 8), (1, 5, 8)], (1, 3, 8))
+    >>> shapes = [(1, 3, 8), (1, 5, 8)]
+    >>> dot_product_attention_macs(attention, shapes, (1, 3, 8))
     LayerCost(macs=240, note='')
     """
     if len(input_shapes) < 2:

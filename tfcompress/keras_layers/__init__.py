@@ -10,6 +10,7 @@ before any tool runs.
 """
 
 from tfcompress.keras_layers import activations
+from tfcompress.keras_layers import applications
 from tfcompress.keras_layers import attention
 from tfcompress.keras_layers import convolution
 from tfcompress.keras_layers import core
@@ -24,6 +25,7 @@ from tfcompress.keras_layers import reshaping
 
 __all__ = [
     "activations",
+    "applications",
     "attention",
     "convolution",
     "core",
