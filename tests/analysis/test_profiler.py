@@ -176,6 +176,23 @@ def test_keras_ops_nodes_in_functional_graph():
     assert report.unknown_macs == []
 
 
+def test_tensors_passed_by_keyword_are_recorded():
+    # Recorded in the order of `call`'s signature, as if positional.
+    inputs = keras.Input((6, 8))
+    x = keras.layers.Dense(4, name="dense")(inputs=inputs)
+    outputs = keras.layers.MultiHeadAttention(1, 2, name="mha")(
+        value=x, query=inputs
+    )
+    report = profile(keras.Model(inputs, outputs))
+    assert _row(report, "dense").macs == 6 * 8 * 4
+    assert _row(report, "mha").macs == (
+        6 * 8 * 2  # Query projection from the query's 8 features.
+        + 2 * 6 * 4 * 2  # Key and value projections from x's 4.
+        + 2 * 6 * 6 * 2  # Scores and weighted sum.
+        + 6 * 2 * 8  # Output projection to the query's 8.
+    )
+
+
 def test_bytes():
     report = _single_layer_report(keras.layers.Dense(5), (10,))
     row = report.rows[0]

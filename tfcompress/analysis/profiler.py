@@ -22,6 +22,7 @@ cannot count: such a layer is listed in `ProfileReport.unknown_macs`.
 """
 
 import dataclasses
+import inspect
 import math
 import numbers
 
@@ -337,13 +338,29 @@ def _install_recorder(operation, records):
     def record(original, *args, **kwargs):
         outputs = original(*args, **kwargs)
         if _is_eager(outputs):
-            arguments = args if args else kwargs.get("inputs", ())
             records.setdefault(id(operation), []).append(
-                _Call(_shapes(arguments), _shapes(outputs))
+                _Call(
+                    _shapes(_call_arguments(original, args, kwargs)),
+                    _shapes(outputs),
+                )
             )
         return outputs
 
     return keras_internals.intercept_call(operation, record)
+
+
+def _call_arguments(call, args, kwargs):
+    """The arguments of a call, in the order of `call`'s signature.
+
+    Tensors passed by keyword count too, in their parameter's place:
+    `mha(query=x, value=y)` records the shapes of `x` then `y`, as
+    `mha(x, y)` does.
+    """
+    try:
+        bound = inspect.signature(call).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return (*args, *kwargs.values())
+    return tuple(bound.arguments.values())
 
 
 def _is_eager(outputs):

@@ -85,6 +85,26 @@ def op_class(module, name):
     return getattr(ops_module, name, None)
 
 
+@functools.cache
+def application_layer_class(module, name):
+    """The layer class `name` of `keras.src.applications.<module>`.
+
+    Some models of `keras.applications` hold layers of their own
+    (`convnext.LayerScale`, `inception_resnet_v2.CustomScaleLayer`) that
+    Keras does not export; rules for them find them here. `None` when this
+    Keras has no such class.
+    """
+    import importlib
+
+    try:
+        applications_module = importlib.import_module(
+            f"keras.src.applications.{module}"
+        )
+    except ImportError:
+        return None
+    return getattr(applications_module, name, None)
+
+
 def intercept_call(operation, wrapper):
     """Routes every call of `operation` through `wrapper(original, ...)`.
 

@@ -10,6 +10,8 @@ before any tool runs.
 """
 
 from tfcompress.keras_layers import activations
+from tfcompress.keras_layers import applications
+from tfcompress.keras_layers import attention
 from tfcompress.keras_layers import convolution
 from tfcompress.keras_layers import core
 from tfcompress.keras_layers import merging
@@ -17,11 +19,14 @@ from tfcompress.keras_layers import normalization
 from tfcompress.keras_layers import ops
 from tfcompress.keras_layers import pooling
 from tfcompress.keras_layers import preprocessing
+from tfcompress.keras_layers import recurrent
 from tfcompress.keras_layers import regularization
 from tfcompress.keras_layers import reshaping
 
 __all__ = [
     "activations",
+    "applications",
+    "attention",
     "convolution",
     "core",
     "merging",
@@ -29,6 +34,7 @@ __all__ = [
     "ops",
     "pooling",
     "preprocessing",
+    "recurrent",
     "regularization",
     "reshaping",
 ]

@@ -1,4 +1,5 @@
-"""Keras's core layers: Dense, EinsumDense, Embedding, Identity, inputs."""
+"""Keras's core layers: Dense, EinsumDense, Embedding, Lambda, wrappers of
+foreign models, Identity, inputs."""
 
 import keras
 
@@ -35,3 +36,21 @@ register_layer(
 )
 # A lookup: no MACs, and TFLite has no sparse lookup to gain from pruning.
 register_layer(keras.layers.Embedding, macs=layer_costs.no_macs)
+# `reverse=True` multiplies by the transposed table (tied output logits).
+register_layer(
+    keras.layers.ReversibleEmbedding,
+    macs=layer_costs.reversible_embedding_macs,
+)
+# Arbitrary code or foreign models: nothing to count them by.
+register_layer(
+    keras.layers.Lambda, macs=layer_costs.unknown("Lambda: arbitrary function")
+)
+register_layer(
+    (
+        keras.layers.TFSMLayer,
+        keras.layers.JaxLayer,
+        keras.layers.FlaxLayer,
+        keras.layers.TorchModuleWrapper,
+    ),
+    macs=layer_costs.unknown("wraps a model from outside Keras"),
+)

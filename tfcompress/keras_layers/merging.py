@@ -21,3 +21,5 @@ register_layer(
     macs=layer_costs.no_macs,
     channels=channel_rules.concatenate,
 )
+# A batched matrix product of its two inputs.
+register_layer(L.Dot, macs=layer_costs.dot_macs)

@@ -14,3 +14,18 @@ register_layer(
     channels=channel_rules.batch_normalization,
     quantize=QuantizeRule.batch_norm(),
 )
+# Statistics computed from the input at run time: these cannot fold into
+# a neighbouring layer (see `layer_costs` for the per-element counts).
+register_layer(
+    (keras.layers.LayerNormalization, keras.layers.GroupNormalization),
+    macs=layer_costs.layer_normalization_macs,
+)
+register_layer(
+    (keras.layers.RMSNormalization, keras.layers.UnitNormalization),
+    macs=layer_costs.rms_normalization_macs,
+)
+# Renormalizes its layer's kernel in training only; at inference it is its
+# layer.
+register_layer(
+    keras.layers.SpectralNormalization, macs=layer_costs.wrapped_layer_macs
+)

@@ -5,6 +5,7 @@ are found by name (`tfcompress.graph.keras_internals.op_class`); a name
 this Keras lacks is skipped.
 """
 
+from tfcompress.analysis import attention_costs
 from tfcompress.analysis import layer_costs
 from tfcompress.graph.keras_internals import op_class
 from tfcompress.graph.registry import register_layer
@@ -92,7 +93,54 @@ register_layer(
     ),
     macs=layer_costs.no_macs,
 )
-register_layer(_classes(("Matmul",)), macs=layer_costs.matmul_macs)
+register_layer(
+    _classes(
+        (
+            "Erf",
+            "Rsqrt",
+            "Power",
+            "Reciprocal",
+            "Log",
+            "Where",
+            "Max",
+            "Min",
+            "Amax",
+            "Amin",
+            "Argmax",
+            "Argmin",
+            "Equal",
+            "NotEqual",
+            "Greater",
+            "GreaterEqual",
+            "Less",
+            "LessEqual",
+            "LogicalAnd",
+            "LogicalOr",
+            "LogicalNot",
+            "OnesLike",
+            "ZerosLike",
+            "BroadcastTo",
+            "Take",
+            "TakeAlongAxis",
+            "Roll",
+            "OneHot",
+        )
+    ),
+    macs=layer_costs.no_macs,
+)
+register_layer(_classes(("Matmul", "Dot")), macs=layer_costs.matmul_macs)
+register_layer(_classes(("Einsum",)), macs=layer_costs.einsum_macs)
+register_layer(_classes(("Mean", "Sum")), macs=layer_costs.reduction_macs)
+register_layer(
+    _classes(("LayerNorm",)), macs=layer_costs.layer_normalization_macs
+)
+register_layer(
+    _classes(("RMSNorm", "Normalize")), macs=layer_costs.rms_normalization_macs
+)
+register_layer(
+    _classes(("DotProductAttention",)),
+    macs=attention_costs.dot_product_attention_op_macs,
+)
 
 # Quantization: ops TFLite runs on int8 data with the input's scale, the
 # ReLUs it fuses, and the add that fuses a ReLU after it.

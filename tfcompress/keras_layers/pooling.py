@@ -48,3 +48,19 @@ register_layer(
     ),
     quantize=QuantizeRule.keeps_input_scale(),
 )
+register_layer(
+    (
+        L.AdaptiveAveragePooling1D,
+        L.AdaptiveAveragePooling2D,
+        L.AdaptiveAveragePooling3D,
+    ),
+    macs=layer_costs.adaptive_average_pooling_macs,
+)
+register_layer(
+    (
+        L.AdaptiveMaxPooling1D,
+        L.AdaptiveMaxPooling2D,
+        L.AdaptiveMaxPooling3D,
+    ),
+    macs=layer_costs.max_pooling_macs,
+)

@@ -31,7 +31,7 @@ register_layer(
 )
 register_layer(
     (L.UpSampling1D, L.UpSampling2D, L.UpSampling3D),
-    macs=layer_costs.up_sampling_macs,
+    macs=layer_costs.resizing_macs,
     channels=channel_rules.spatial,
 )
 # Their int8 output keeps the input's scale in TFLite.

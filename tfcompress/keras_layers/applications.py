@@ -1,0 +1,20 @@
+"""Layers of `keras.applications` models that Keras does not export.
+
+They are found by name (`tfcompress.graph.keras_internals
+.application_layer_class`); a name this Keras lacks is skipped.
+"""
+
+from tfcompress.analysis import layer_costs
+from tfcompress.graph.keras_internals import application_layer_class
+from tfcompress.graph.registry import register_layer
+
+# ConvNeXt's `x * gamma` (a per-channel scale) and Inception-ResNet's
+# `x + scale * residual`: element-wise, 0 MACs.
+_ELEMENTWISE = [
+    application_layer_class("convnext", "LayerScale"),
+    application_layer_class("inception_resnet_v2", "CustomScaleLayer"),
+]
+register_layer(
+    tuple(cls for cls in _ELEMENTWISE if cls is not None),
+    macs=layer_costs.no_macs,
+)

@@ -1,0 +1,20 @@
+"""Keras's attention layers: projections, scores and weighted sums."""
+
+import keras
+
+from tfcompress.analysis import attention_costs
+from tfcompress.graph.registry import register_layer
+
+L = keras.layers
+
+# Leaves: the scores and the weighted sum happen in their own `call()`,
+# outside any sublayer, so counting their projections alone would miss
+# them.
+register_layer(
+    L.MultiHeadAttention, macs=attention_costs.multi_head_attention_macs
+)
+register_layer(
+    L.GroupQueryAttention, macs=attention_costs.grouped_query_attention_macs
+)
+# `AdditiveAttention` is a subclass of `Attention`.
+register_layer(L.Attention, macs=attention_costs.dot_product_attention_macs)

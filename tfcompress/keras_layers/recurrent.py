@@ -1,0 +1,26 @@
+"""Keras's recurrent layers, their cells and their wrappers."""
+
+import keras
+
+from tfcompress.analysis import recurrent_costs
+from tfcompress.graph.registry import register_layer
+
+L = keras.layers
+
+# Leaves: counted from the input shape and the cell's kernels, since a
+# fused (cuDNN) kernel may run instead of the cell's calls. `RNN` covers
+# `LSTM`, `GRU`, `SimpleRNN` and `RNN(cell)` of any cell with a MACs rule.
+register_layer(L.RNN, macs=recurrent_costs.recurrent_layer_macs)
+register_layer(
+    (L.ConvLSTM1D, L.ConvLSTM2D, L.ConvLSTM3D),
+    macs=recurrent_costs.conv_lstm_macs,
+)
+register_layer(
+    (L.LSTMCell, L.GRUCell, L.SimpleRNNCell),
+    macs=recurrent_costs.recurrent_cell_macs,
+)
+register_layer(L.StackedRNNCells, macs=recurrent_costs.stacked_cells_macs)
+# A leaf too: some backends run both directions in one fused kernel.
+# `TimeDistributed` has no rule: it calls its layer once per timestep, and
+# the profile counts those calls.
+register_layer(L.Bidirectional, macs=recurrent_costs.bidirectional_macs)
