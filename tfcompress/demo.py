@@ -153,7 +153,7 @@ def run_demo(
         model, x_train, y_train, epochs, step, seed
     )
 
-    calibration = {"representative_data": x_train[:300]}
+    calibration = {"data": x_train[:300]}
     # (row name, model, quantization, export arguments, file name)
     variants = [
         ("float32", model, "none", {}, "model_float32"),
