@@ -202,7 +202,12 @@ def run_demo(
     for name, variant, quantization, kwargs, file_name in variants:
         path = os.path.join(output_dir, f"{file_name}.tflite")
         step(f"exporting {name} TFLite to {path}")
-        export = to_tflite(variant, path, quantization=quantization, **kwargs)
+        # The precision line goes through `log` with the demo's other lines.
+        export = to_tflite(
+            variant, path, quantization=quantization, verbose=False, **kwargs
+        )
+        if export.precision is not None:
+            step(export.precision.headline)
         parity = verify(variant, path, x_test, num_threads=num_threads)
         variant_profile = profile(variant)
         step(f"LiteRT vs Keras: {parity}")

@@ -1,7 +1,7 @@
 """Activation ranges for post-training quantization, chosen by tfcompress.
 
 The TFLite converter calibrates by recording each activation tensor's
-minimum and maximum over the representative data ("minmax"). One outlier
+minimum and maximum over the calibration data ("minmax"). One outlier
 then stretches a tensor's range, and every other value is rounded to a
 coarser grid. Two alternatives clip the range instead:
 
