@@ -20,8 +20,10 @@ runs files in LiteRT (calibration histograms the converter's float model;
 `tfcompress.export` writes files with `to_tflite` and reads them back
 (`verify`, the precision check after an integer export). With the runtime
 here, the layering is one way: `litert` imports neither of them,
-`quantization` imports `litert`, and `export` imports both. Everything is
-re-exported from `tfcompress.export` too, where users look for it.
+`quantization` imports `litert`, and `export` imports both. The names
+users reach for (`LiteRTModel`, `inspect_tflite`, `evaluate_tflite`,
+`benchmark_tflite`, ...) are re-exported from `tfcompress.export` too,
+where they were before this package existed.
 """
 
 from tfcompress.litert.benchmark import LatencyResult
