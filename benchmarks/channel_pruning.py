@@ -174,7 +174,7 @@ def latency_scaling(args, tmp):
                 )
                 to_tflite(
                     variant, path, quantization=quantization,
-                    representative_data=(
+                    data=(
                         calibration.astype("float32")
                         if quantization == "int8" else None
                     ),

@@ -139,7 +139,7 @@ def float_and_int8_exports(model, name, tmp, calibration, x_test, y_test):
             model,
             path,
             quantization=quantization,
-            representative_data=calibration if quantization == "int8" else None,
+            data=calibration if quantization == "int8" else None,
         )
         paths[quantization] = path
         accuracy[quantization] = litert_top1(path, x_test, y_test)

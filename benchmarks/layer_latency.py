@@ -122,7 +122,7 @@ def main(argv=None):
                         model,
                         path,
                         quantization=quantization,
-                        representative_data=calibration if quantization == "int8" else None,
+                        data=calibration if quantization == "int8" else None,
                     )
                     row[f"{kind}_{quantization}_bytes"] = export.size_bytes
                     paths[(kind, quantization)] = path

@@ -63,7 +63,7 @@ def export_row(model, name, tmp, calibration, x_test, y_test):
             model,
             path,
             quantization=quantization,
-            representative_data=calibration if quantization == "int8" else None,
+            data=calibration if quantization == "int8" else None,
         )
         row[f"{quantization}_bytes"] = export.size_bytes
         row[f"{quantization}_gzip_bytes"] = gzipped_size(path)

@@ -94,7 +94,7 @@ def run_model(kind, args, data, tmp, tfmot, tf_keras):
     rows.append(file_row("float32", path("float32"), data, float_model))
     for method in ("minmax", "percentile", "mse"):
         to_tflite(float_model, path(f"ptq_{method}"), quantization="int8",
-                  representative_data=calibration,
+                  data=calibration,
                   calibration_steps=args.calibration_size,
                   calibration=method)
         rows.append(file_row(f"PTQ int8, {method}", path(f"ptq_{method}"),

@@ -42,7 +42,7 @@ export = tfcompress.to_tflite(
     model,
     "example_output/digits_int8.tflite",
     quantization="int8",
-    representative_data=x_train[:300],
+    data=x_train[:300],
 )
 print(export)
 _, keras_accuracy = model.evaluate(x_test, y_test, verbose=0)

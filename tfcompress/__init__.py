@@ -7,8 +7,10 @@ Subpackages:
 - `tfcompress.keras_layers`: those rules for Keras's own layers.
 - `tfcompress.layers`: drop-in efficient Keras layers.
 - `tfcompress.analysis`: `profile()`, per-layer parameters, MACs and bytes.
-- `tfcompress.export`: `to_tflite()` and the LiteRT runner, evaluation and
-  benchmark.
+- `tfcompress.export`: `to_tflite()` and `verify()`; it re-exports the
+  tools of `tfcompress.litert`.
+- `tfcompress.litert`: `.tflite` files: the LiteRT runner, inspection,
+  precision, evaluation and benchmark.
 - `tfcompress.pruning`: magnitude and N:M pruning (with
   `tfcompress.callbacks.MagnitudePruning`), structured channel pruning,
   sensitivity analysis.
@@ -21,7 +23,8 @@ Subpackages:
   outputs.
 - `tfcompress.quantization`: quantization-aware training (`quantize_model`
   with `tfcompress.callbacks.QuantizationAwareTraining`) that exports to
-  int8 TFLite.
+  int8 TFLite, and the post-training pieces behind `to_tflite` (percentile
+  / MSE calibration, `keep_float`, `layer_quantization_error`).
 - `tfcompress.callbacks`: callbacks for `model.fit`.
 - `tfcompress.models`, `tfcompress.datasets`: reference models and bundled
   data for examples, tests and benchmarks.
@@ -34,6 +37,7 @@ from tfcompress import decomposition
 from tfcompress import distillation
 from tfcompress import export
 from tfcompress import graph
+from tfcompress import litert
 from tfcompress import layers
 from tfcompress import models
 from tfcompress import pruning
@@ -59,6 +63,7 @@ __all__ = [
     "graph",
     "keras_layers",
     "layers",
+    "litert",
     "models",
     "pruning",
     "quantization",

@@ -153,7 +153,7 @@ def run_demo(
         model, x_train, y_train, epochs, step, seed
     )
 
-    calibration = {"representative_data": x_train[:300]}
+    calibration = {"data": x_train[:300]}
     # (row name, model, quantization, export arguments, file name)
     variants = [
         ("float32", model, "none", {}, "model_float32"),
@@ -202,7 +202,12 @@ def run_demo(
     for name, variant, quantization, kwargs, file_name in variants:
         path = os.path.join(output_dir, f"{file_name}.tflite")
         step(f"exporting {name} TFLite to {path}")
-        export = to_tflite(variant, path, quantization=quantization, **kwargs)
+        # The precision line goes through `log` with the demo's other lines.
+        export = to_tflite(
+            variant, path, quantization=quantization, verbose=False, **kwargs
+        )
+        if export.precision is not None:
+            step(export.precision.headline)
         parity = verify(variant, path, x_test, num_threads=num_threads)
         variant_profile = profile(variant)
         step(f"LiteRT vs Keras: {parity}")

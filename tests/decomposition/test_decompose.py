@@ -119,7 +119,7 @@ def test_save_load_fine_tune_and_int8_export(decomposed, digits, tmp_path):
     assert before > 0.7 and after > max(before, 0.9), (before, after)
 
     tflite_path = tmp_path / "decomposed_int8.tflite"
-    to_tflite(loaded, tflite_path, quantization="int8", representative_data=x_train[:100])
+    to_tflite(loaded, tflite_path, quantization="int8", data=x_train[:100])
     litert = LiteRTModel(tflite_path).predict(x_test)
     agreement = np.mean(litert.argmax(1) == loaded.predict(x_test, verbose=0).argmax(1))
     assert agreement >= 0.95, agreement

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.export.conftest import INPUT_SHAPE
-from tests.export.conftest import make_conv_model
-from tests.export.conftest import make_dense_model
+from tests.tflite_fixtures import INPUT_SHAPE
+from tests.tflite_fixtures import make_conv_model
+from tests.tflite_fixtures import make_dense_model
 from tfcompress.export import LiteRTModel
 from tfcompress.export import TFLiteExport
 from tfcompress.export import to_tflite
@@ -37,7 +37,7 @@ def dense_exports(dense_model, tmp_path_factory):
             dense_model,
             directory / f"dense_{mode}.tflite",
             quantization=mode,
-            representative_data=calibration if mode == "int8" else None,
+            data=calibration if mode == "int8" else None,
         )
     return exports
 
@@ -110,7 +110,7 @@ def test_int8_from_dataset_of_pairs(conv_model, brightness_data, tmp_path):
         conv_model,
         tmp_path / "model.tflite",
         quantization="int8",
-        representative_data=dataset,
+        data=dataset,
     )
     outputs = LiteRTModel(export.path).predict(x_test)
     expected = conv_model.predict(x_test, verbose=0)
@@ -132,7 +132,7 @@ def test_int8_from_generator_stops_after_calibration_steps(
         conv_model,
         tmp_path / "model.tflite",
         quantization="int8",
-        representative_data=batches,
+        data=batches,
         calibration_steps=25,
     )
     # 25 examples are in the first 3 batches of 10.
@@ -151,7 +151,7 @@ def test_int8_from_iterator_of_single_examples(
         conv_model,
         tmp_path / "model.tflite",
         quantization="int8",
-        representative_data=examples,
+        data=examples,
     )
     assert export.size_bytes > 0
 
@@ -169,7 +169,7 @@ def test_int8_multi_input(tmp_path):
         model,
         tmp_path / "model.tflite",
         quantization="int8",
-        representative_data=[xa, xb],
+        data=[xa, xb],
     )
     runner = LiteRTModel(export.path).interpreter.get_signature_runner()
     outputs = runner(a=xa[:1], b=xb[:1])["output_0"]
@@ -209,7 +209,7 @@ def test_failure_during_calibration_keeps_existing_file(conv_model, tmp_path):
             conv_model,
             path,
             quantization="int8",
-            representative_data=batches,
+            data=batches,
         )
     assert path.read_bytes() == b"previous model"
     assert os.listdir(tmp_path) == ["model.tflite"]
@@ -246,17 +246,17 @@ def test_unknown_quantization(small_model, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_int8_needs_representative_data(small_model, tmp_path):
+def test_int8_needs_data(small_model, tmp_path):
     with pytest.raises(
         ValueError,
-        match=r"int8 needs calibration data: pass representative_data=",
+        match=r"int8 needs calibration data: pass data=",
     ):
         to_tflite(small_model, tmp_path / "m.tflite", quantization="int8")
     assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("mode", ["none", "float16", "dynamic"])
-def test_representative_data_rejected_outside_int8(
+def test_data_rejected_outside_int8(
     small_model, tmp_path, mode
 ):
     with pytest.raises(
@@ -268,11 +268,11 @@ def test_representative_data_rejected_outside_int8(
             small_model,
             tmp_path / "m.tflite",
             quantization=mode,
-            representative_data=np.zeros((4,) + INPUT_SHAPE),
+            data=np.zeros((4,) + INPUT_SHAPE),
         )
 
 
-def test_representative_data_shape_mismatch(small_model, tmp_path):
+def test_data_shape_mismatch(small_model, tmp_path):
     with pytest.raises(
         ValueError,
         match=r"expected per-example shape \(8, 8, 1\).*"
@@ -282,12 +282,12 @@ def test_representative_data_shape_mismatch(small_model, tmp_path):
             small_model,
             tmp_path / "m.tflite",
             quantization="int8",
-            representative_data=np.zeros((10, 8, 8, 3)),
+            data=np.zeros((10, 8, 8, 3)),
         )
     assert os.listdir(tmp_path) == []
 
 
-def test_representative_data_x_y_tuple_for_single_input(
+def test_data_x_y_tuple_for_single_input(
     small_model, tmp_path
 ):
     with pytest.raises(ValueError, match=r"one array per model input"):
@@ -295,7 +295,7 @@ def test_representative_data_x_y_tuple_for_single_input(
             small_model,
             tmp_path / "m.tflite",
             quantization="int8",
-            representative_data=(np.zeros((4,) + INPUT_SHAPE), np.zeros(4)),
+            data=(np.zeros((4,) + INPUT_SHAPE), np.zeros(4)),
         )
 
 
@@ -310,24 +310,24 @@ def test_representative_data_x_y_tuple_for_single_input(
     ],
     ids=["array", "generator", "dataset"],
 )
-def test_empty_representative_data(small_model, tmp_path, empty):
-    with pytest.raises(ValueError, match=r"`representative_data` is empty"):
+def test_empty_data(small_model, tmp_path, empty):
+    with pytest.raises(ValueError, match=r"`data` is empty"):
         to_tflite(
             small_model,
             tmp_path / "m.tflite",
             quantization="int8",
-            representative_data=empty,
+            data=empty,
         )
     assert os.listdir(tmp_path) == []
 
 
-def test_unsupported_representative_data(small_model, tmp_path):
-    with pytest.raises(ValueError, match=r"Received: representative_data of"):
+def test_unsupported_data(small_model, tmp_path):
+    with pytest.raises(ValueError, match=r"Received: data of"):
         to_tflite(
             small_model,
             tmp_path / "m.tflite",
             quantization="int8",
-            representative_data=3.5,
+            data=3.5,
         )
 
 
@@ -341,7 +341,7 @@ def test_calibration_steps_must_be_positive(small_model, tmp_path, steps):
             small_model,
             tmp_path / "m.tflite",
             quantization="int8",
-            representative_data=np.zeros((4,) + INPUT_SHAPE),
+            data=np.zeros((4,) + INPUT_SHAPE),
             calibration_steps=steps,
         )
 

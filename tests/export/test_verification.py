@@ -4,9 +4,11 @@ import keras
 import numpy as np
 import pytest
 
+from tfcompress.export import ParityMetric
 from tfcompress.export import ParityReport
 from tfcompress.export import to_tflite
 from tfcompress.export import verify
+from tfcompress.report import Report
 
 
 def make_digits_model(filters=8):
@@ -45,7 +47,7 @@ def digits_files(digits_model, digits, tmp_path_factory):
         digits_model,
         directory / "int8.tflite",
         quantization="int8",
-        representative_data=digits[0][:200],
+        data=digits[0][:200],
     )
     return float_export, int8_export
 
@@ -97,6 +99,30 @@ def test_str_and_to_dict(digits_model, digits_files, digits):
     float_report = verify(digits_model, digits_files[0], digits[2][:50])
     assert str(float_report).startswith("top-1 agreement 100.00% on 50 ")
     assert "%" not in str(float_report).split("relative error")[1]
+
+
+def test_rows_and_table(digits_model, digits_files, digits):
+    report = verify(digits_model, digits_files[1].path, digits[2])
+    assert isinstance(report, Report)
+    assert [row.name for row in report.rows] == [
+        "top1_agreement",
+        "max_abs_error",
+        "mean_abs_error",
+        "relative_error",
+    ]
+    assert isinstance(report.rows[0], ParityMetric)
+    assert report.row("relative_error").value == report.relative_error
+    lines = report.table().splitlines()
+    assert lines[0].startswith(
+        f"Parity of {digits_files[1].path!r} with its Keras model on 450 "
+        "examples"
+    )
+    assert lines[1].split() == ["Figure", "Value"]
+    assert lines[3].split() == [
+        "top1_agreement",
+        f"{report.top1_agreement:.2%}",
+    ]
+    assert len(lines) == 3 + 4
 
 
 def test_file_of_another_model_fails_assert_parity(digits_files, digits):

@@ -201,7 +201,7 @@ def test_tflite_int8_agrees_on_top1(case, trained, digits, tmp_path):
     x_train, _, x_test, _ = digits
     path = tmp_path / "model_int8.tflite"
     to_tflite(
-        model, path, quantization="int8", representative_data=x_train[:200]
+        model, path, quantization="int8", data=x_train[:200]
     )
     litert = LiteRTModel(path).predict(x_test)
     keras_top1 = model.predict(x_test, verbose=0).argmax(1)

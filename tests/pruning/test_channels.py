@@ -508,7 +508,7 @@ def test_mobilenet_macs_training_saving_and_int8_export(digits, tmp_path):
         pruned,
         tmp_path / "pruned_int8.tflite",
         quantization="int8",
-        representative_data=x_train[:200],
+        data=x_train[:200],
     )
     litert = LiteRTModel(export.path).predict(x_test)
     agreement = np.mean(np.argmax(litert, -1) == np.argmax(expected, -1))

@@ -4,6 +4,11 @@ import pytest
 import tensorflow as tf
 
 import tfcompress
+from tests.tflite_fixtures import brightness_data  # noqa: F401
+from tests.tflite_fixtures import conv_float  # noqa: F401
+from tests.tflite_fixtures import conv_int8  # noqa: F401
+from tests.tflite_fixtures import conv_model  # noqa: F401
+from tests.tflite_fixtures import export_dir  # noqa: F401
 from tfcompress.export import inspect_tflite
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

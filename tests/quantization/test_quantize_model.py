@@ -292,9 +292,9 @@ def test_to_tflite_refuses_what_a_qat_model_would_ignore(
 ):
     qat, _ = quantize_model(trained_mobilenet)
     path = tmp_path / "qat.tflite"
-    with pytest.raises(ValueError, match="representative_data` would be"):
+    with pytest.raises(ValueError, match="data` would be"):
         to_tflite(qat, path, quantization="int8",
-                  representative_data=digits[0][:10])
+                  data=digits[0][:10])
     with pytest.raises(ValueError, match="exports with quantization='int8'"):
         to_tflite(qat, path, quantization="float16")
     with pytest.raises(ValueError, match="post-training quantization"):

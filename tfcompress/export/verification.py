@@ -2,17 +2,36 @@
 
 import dataclasses
 import numbers
-import os
 
 import numpy as np
 
-from tfcompress.export.interpreter import LiteRTModel
-from tfcompress.export.tflite import TFLiteExport
+from tfcompress.litert.interpreter import LiteRTModel
+from tfcompress.litert.tflite_file_path import tflite_file_path
+from tfcompress.report import Report
+from tfcompress.report import Row
+from tfcompress.report import format_table
 
 
 @dataclasses.dataclass(frozen=True)
-class ParityReport:
+class ParityMetric(Row):
+    """One figure of a `ParityReport`.
+
+    Attributes:
+        name: The attribute of the report it shows (`"top1_agreement"`,
+            `"max_abs_error"`, `"mean_abs_error"`, `"relative_error"`).
+        value: Its value.
+    """
+
+    name: str
+    value: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ParityReport(Report):
     """How closely a `.tflite` file reproduces its Keras model's outputs.
+
+    `str(report)` is one line; `report.table()` shows one row per figure
+    (`rows`, `ParityMetric`s: `report.row("relative_error").value`).
 
     Attributes:
         path: Path of the `.tflite` file.
@@ -37,7 +56,42 @@ class ParityReport:
     relative_error: float
     output_range: tuple
 
+    @property
+    def rows(self):
+        """The figures as `ParityMetric` rows (top-1 agreement only for a
+        classifier output)."""
+        names = ("top1_agreement", "max_abs_error", "mean_abs_error")
+        names += ("relative_error",)
+        return tuple(
+            ParityMetric(name, getattr(self, name))
+            for name in names
+            if getattr(self, name) is not None
+        )
+
+    def table(self):
+        """Returns the figures as a fixed-width table, under the file."""
+        cells = []
+        for row in self.rows:
+            if row.name == "top1_agreement":
+                value = f"{row.value:.2%}"
+            elif row.name == "relative_error":
+                value = _format_relative(row.value)
+            else:
+                value = f"{row.value:.3g}"
+            cells.append((row.name, value))
+        low, high = self.output_range
+        return "\n".join(
+            [
+                f"Parity of {self.path!r} with its Keras model on "
+                f"{self.num_examples} examples (outputs in "
+                f"[{low:.3g}, {high:.3g}])",
+                *format_table(("Figure", "Value"), cells),
+            ]
+        )
+
     def __str__(self):
+        # One line, where a report is usually a table: parity is a handful
+        # of figures, read in logs and assertion messages.
         errors = (
             f"max |error| {self.max_abs_error:.3g}, "
             f"relative error {_format_relative(self.relative_error)}"
@@ -48,12 +102,6 @@ class ParityReport:
             f"top-1 agreement {self.top1_agreement:.2%} on "
             f"{self.num_examples} examples; {errors}"
         )
-
-    def to_dict(self):
-        """Returns the report as plain Python types (JSON-ready)."""
-        result = dataclasses.asdict(self)
-        result["output_range"] = list(self.output_range)
-        return result
 
     def assert_parity(self, min_top1_agreement=0.99, max_relative_error=None):
         """Raises `AssertionError` if the file strays too far from Keras.
@@ -164,7 +212,7 @@ def verify(model, tflite_path, x, batch_size=256, num_threads=1):
         model,
         "model_int8.tflite",
         quantization="int8",
-        representative_data=x_train[:200],
+        data=x_train[:200],
     )
     report = verify(model, "model_int8.tflite", x_test)
     print(report)
@@ -173,12 +221,10 @@ def verify(model, tflite_path, x, batch_size=256, num_threads=1):
     report.assert_parity(min_top1_agreement=0.99)
     ```
     """
-    if isinstance(tflite_path, TFLiteExport):
-        tflite_path = tflite_path.path
-    tflite_path = os.fspath(tflite_path)
+    path = tflite_file_path(tflite_path, "tflite_path")
     # LiteRT first: it checks the path, batch_size, num_threads and x's shape
     # before Keras spends time on a prediction.
-    litert_model = LiteRTModel(tflite_path, num_threads=num_threads)
+    litert_model = LiteRTModel(path, num_threads=num_threads)
     x = np.asarray(x)
     num_outputs = _num_outputs(model)
     if num_outputs is not None and num_outputs != 1:
@@ -201,9 +247,9 @@ def verify(model, tflite_path, x, batch_size=256, num_threads=1):
             "The Keras model and the LiteRT file give outputs of different "
             f"shapes on `x`: {keras_outputs.shape} (Keras) and "
             f"{litert_outputs.shape} (LiteRT), so the file is not an export "
-            f"of this model. Received: tflite_path={tflite_path!r}"
+            f"of this model. Received: tflite_path={path!r}"
         )
-    return _compare(tflite_path, keras_outputs, litert_outputs)
+    return _compare(path, keras_outputs, litert_outputs)
 
 
 def _compare(path, expected, actual):

@@ -90,7 +90,7 @@ def quantize_model(
     functional model so that their inner convs are quantized too. The fake
     quant ops are `tf.quantization.fake_quant_*`, which the TFLite converter
     reads: `tfcompress.export.to_tflite(qat_model, path,
-    quantization="int8")` needs no representative data. The input model is
+    quantization="int8")` needs no calibration `data`. The input model is
     not modified.
 
     Args:

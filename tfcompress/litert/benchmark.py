@@ -7,7 +7,8 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from tfcompress.argument_validation import integer_at_least
-from tfcompress.export.interpreter import _format_signature
+from tfcompress.litert.input_shape import format_signature
+from tfcompress.litert.tflite_file_path import tflite_file_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +55,8 @@ def benchmark_tflite(
     machine's CPU ranks models; it does not predict a phone's numbers.
 
     Args:
-        path: Path to a `.tflite` file.
+        path: Path to a `.tflite` file, or the `TFLiteExport` that
+            `to_tflite()` returned.
         num_runs: Number of timed runs, an integer >= 1. Defaults to `50`.
         warmup_runs: Number of untimed runs first, an integer >= 0.
             Defaults to `5`.
@@ -66,6 +68,11 @@ def benchmark_tflite(
 
     Returns:
         A `LatencyResult`.
+
+    Raises:
+        FileNotFoundError: If there is no file at `path`.
+        ValueError: If an argument is out of range, or `batch_size` does
+            not fit the model's fixed batch dimension.
 
     Example:
 
@@ -81,8 +88,9 @@ def benchmark_tflite(
     integer_at_least("warmup_runs", warmup_runs, minimum=0)
     integer_at_least("num_threads", num_threads, minimum=1)
     integer_at_least("batch_size", batch_size, minimum=1)
+    path = tflite_file_path(path)
 
-    interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+    interpreter = Interpreter(model_path=path, num_threads=num_threads)
     rng = np.random.default_rng(seed)
     inputs = []
     for detail in interpreter.get_input_details():
@@ -122,13 +130,19 @@ def compare_latency(paths, num_runs=200, rounds=3, num_threads=1):
     ratios between them hold even when absolute times drift.
 
     Args:
-        paths: `.tflite` paths (at least one).
+        paths: `.tflite` files (at least one), each a path or the
+            `TFLiteExport` that `to_tflite()` returned.
         num_runs: Timed runs per file and round. Defaults to `200`.
         rounds: Rounds, an integer >= 1. Defaults to `3`.
         num_threads: Interpreter threads. Defaults to `1`.
 
     Returns:
-        A dict `{path: median_ms}`, in the order of `paths`.
+        A dict `{path: median_ms}` keyed by each file's path (a `str`), in
+        the order of `paths`.
+
+    Raises:
+        FileNotFoundError: If a file is missing.
+        ValueError: If `paths` is empty or `rounds` is not an integer >= 1.
 
     Example:
 
@@ -137,7 +151,7 @@ def compare_latency(paths, num_runs=200, rounds=3, num_threads=1):
     print(ms["pruned.tflite"] / ms["dense.tflite"])  # latency ratio
     ```
     """
-    paths = list(paths)
+    paths = [tflite_file_path(path, "paths") for path in paths]
     if not paths:
         raise ValueError("`paths` is empty: pass one or more .tflite paths.")
     integer_at_least("rounds", rounds, minimum=1)
@@ -164,7 +178,7 @@ def _input_shape(detail, batch_size):
     if -1 in signature[1:]:
         raise ValueError(
             f"The model input {detail['name']!r} has unknown dimensions "
-            f"besides the batch: {_format_signature(signature)}, so there is "
+            f"besides the batch: {format_signature(signature)}, so there is "
             "no input size to benchmark. Export the model with a fixed "
             "input shape."
         )

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfcompress.export import TFLiteInspection
 from tfcompress.export import inspect_tflite
 from tfcompress.export import to_tflite
-from .conftest import make_dense_model
+from tests.tflite_fixtures import make_dense_model
 
 FILTERS = 8
 
@@ -55,7 +55,7 @@ def conv_bn_int8(conv_bn_model, tmp_path_factory):
         conv_bn_model,
         tmp_path_factory.mktemp("inspection") / "conv_bn_int8.tflite",
         quantization="int8",
-        representative_data=x,
+        data=x,
     )
 
 
@@ -91,6 +91,8 @@ def test_int8_conv_bn_relu_is_one_fused_conv(conv_bn_int8):
     assert "ADD" not in inspection.op_counts
 
     conv = inspection.ops[1]
+    assert inspection.rows == inspection.ops
+    assert inspection.row("CONV_2D") is conv
     assert conv.activation == "RELU"
     data, kernel, bias = conv.inputs
     assert data.dtype == "int8" and not data.is_constant
@@ -216,12 +218,14 @@ def test_str_lists_one_line_per_op(conv_bn_int8):
     assert lines[2] == "outputs: float32[?,10]"
     assert lines[3] == "weights: 232 B (int8 152 B, int32 80 B)"
     assert lines[4].split() == ["#", "op", "activation", "inputs", "outputs"]
-    assert len(lines) == 5 + 5
-    conv_line = lines[6]
+    # The table is `format_table`'s: a rule under the header.
+    assert set(lines[5]) == {"-"}
+    assert len(lines) == 6 + 5
+    conv_line = lines[7]
     assert conv_line.split()[:3] == ["1", "CONV_2D", "RELU"]
     assert "int8[8,3,3,1] (72 B, 8 scales)" in conv_line
     assert conv_line.endswith("int8[?,6,6,8]")
-    assert lines[5].split()[:3] == ["0", "QUANTIZE", "-"]
+    assert lines[6].split()[:3] == ["0", "QUANTIZE", "-"]
 
 
 def test_to_dict_is_json_ready(conv_bn_int8):
@@ -234,6 +238,8 @@ def test_to_dict_is_json_ready(conv_bn_int8):
     assert len(kernel["quantization"]["scales"]) == FILTERS
     assert result["inputs"][0]["shape"] == [None, 8, 8, 1]
     assert result["op_counts"]["CONV_2D"] == 1
+    assert result["weight_bytes"] == 232
+    assert len(result["constants"]) == 5  # 2 kernels, 2 biases, MEAN's axes.
 
 
 def test_missing_file(tmp_path):

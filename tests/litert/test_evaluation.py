@@ -17,6 +17,7 @@ def test_float_file_equals_keras_accuracy(
     expected = keras_accuracy(conv_model, x_test, y_test)
     assert expected > 0.8  # The task was learnt.
     assert evaluate_tflite(conv_float.path, x_test, y_test) == expected
+    assert evaluate_tflite(conv_float, x_test, y_test) == expected
     one_hot = keras.utils.to_categorical(y_test, 10)
     assert evaluate_tflite(conv_float.path, x_test, one_hot) == expected
     column = y_test[:, None]

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from tfcompress.export.interpreter import LiteRTModel
+from tfcompress.litert.interpreter import LiteRTModel
+from tfcompress.litert.tflite_file_path import tflite_file_path
 
 
 def evaluate_tflite(path, x, y, batch_size=32, num_threads=None):
@@ -14,7 +15,8 @@ def evaluate_tflite(path, x, y, batch_size=32, num_threads=None):
 
     Args:
         path: Path to a `.tflite` file with one input and one output of
-            shape `(N, num_classes)` (logits or probabilities).
+            shape `(N, num_classes)` (logits or probabilities), or the
+            `TFLiteExport` that `to_tflite()` returned.
         x: Inputs, an array of shape `(N, *input_shape)`.
         y: Labels, either integers of shape `(N,)` (or `(N, 1)`) or one-hot
             of shape `(N, num_classes)`.
@@ -26,6 +28,12 @@ def evaluate_tflite(path, x, y, batch_size=32, num_threads=None):
     Returns:
         The top-1 accuracy, a Python float in `[0, 1]`.
 
+    Raises:
+        FileNotFoundError: If there is no file at `path`.
+        ValueError: If `x` and `y` differ in length, `y` is neither integer
+            nor one-hot labels for the model's classes, or the model's
+            output is not `(N, num_classes)`.
+
     Example:
 
     ```python
@@ -36,6 +44,7 @@ def evaluate_tflite(path, x, y, batch_size=32, num_threads=None):
     accuracy = evaluate_tflite("model.tflite", x, y)  # e.g. 0.34
     ```
     """
+    path = tflite_file_path(path)
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):

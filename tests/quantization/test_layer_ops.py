@@ -5,8 +5,8 @@ from ai_edge_litert.interpreter import Interpreter
 
 from tfcompress.export import inspect_tflite
 from tfcompress.export import to_tflite
-from tfcompress.export.layer_ops import layer_scopes
-from tfcompress.export.layer_ops import op_layers
+from tfcompress.quantization.layer_ops import layer_scopes
+from tfcompress.quantization.layer_ops import op_layers
 
 
 def test_auto_named_and_nested_layers_map_to_their_ops(tmp_path):

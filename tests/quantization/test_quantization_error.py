@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.export.conftest import make_hard_model
+from tests.tflite_fixtures import make_hard_model
 from tfcompress.export import LiteRTModel
 from tfcompress.export import OpQuantizationError
 from tfcompress.export import QuantizationErrorReport
@@ -25,7 +25,7 @@ def hard(tmp_path_factory):
         model,
         directory / "int8.tflite",
         quantization="int8",
-        representative_data=x[:100],
+        data=x[:100],
     )
     report = layer_quantization_error(model, int8, x[100:])
     return model, x[100:], float_export, int8, report
@@ -173,7 +173,7 @@ def test_shape_arithmetic_is_not_a_row(tmp_path):
         model,
         tmp_path / "model.tflite",
         quantization="int8",
-        representative_data=x,
+        data=x,
     )
     assert "SHAPE" in inspect_tflite(export).op_counts
     report = layer_quantization_error(model, export, x)
@@ -182,3 +182,20 @@ def test_shape_arithmetic_is_not_a_row(tmp_path):
         ("FULLY_CONNECTED", ("logits",)),
     ]
     assert report.rows[0].rmse_in_steps == pytest.approx(0.29, abs=0.02)
+
+
+def test_public_in_quantization_and_in_export(hard):
+    import tfcompress
+    from tfcompress.report import Report
+    from tfcompress.report import Row
+
+    quantization = tfcompress.quantization
+    for name in (
+        "layer_quantization_error",
+        "QuantizationErrorReport",
+        "OpQuantizationError",
+    ):
+        assert name in quantization.__all__
+        assert getattr(quantization, name) is getattr(tfcompress.export, name)
+    _, _, _, _, report = hard
+    assert isinstance(report, Report) and isinstance(report.rows[0], Row)

@@ -23,8 +23,8 @@ def test_benchmark_float_file(conv_float):
 
 
 def test_benchmark_batch_and_threads(conv_float):
-    result = benchmark_tflite(
-        conv_float.path, num_runs=5, num_threads=2, batch_size=8
+    result = benchmark_tflite(  # A TFLiteExport works as a path.
+        conv_float, num_runs=5, num_threads=2, batch_size=8
     )
     assert result.median_ms > 0
     assert str(result).endswith("over 5 runs, batch 8, 2 threads")
@@ -67,16 +67,18 @@ def test_compare_latency_ranks_a_bigger_model_slower(tmp_path):
     from tfcompress.export import compare_latency
     from tfcompress.export import to_tflite
 
-    paths = []
+    paths, exports = [], []
     for filters in (4, 256):
         model = keras.Sequential(
             [keras.Input((32, 32, 8)), keras.layers.Conv2D(filters, 3)]
         )
         path = str(tmp_path / f"conv{filters}.tflite")
-        to_tflite(model, path)
+        exports.append(to_tflite(model, path))
         paths.append(path)
     medians = compare_latency(paths, num_runs=20, rounds=2)
     assert list(medians) == paths
+    # TFLiteExports work too; the result is keyed by path.
+    assert list(compare_latency(exports, num_runs=2, rounds=1)) == paths
     # 64x the MACs: the ranking survives any machine noise.
     assert medians[paths[1]] > 4 * medians[paths[0]]
     with pytest.raises(ValueError, match="empty"):

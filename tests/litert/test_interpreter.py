@@ -11,6 +11,7 @@ def test_predict_matches_keras_with_partial_last_batch(
 ):
     x_test = brightness_data[2]
     expected = conv_model.predict(x_test, verbose=0)
+    assert LiteRTModel(conv_float).path == conv_float.path  # An export too.
     for batch_size in (1, 7, 200, 512):
         outputs = LiteRTModel(conv_float.path).predict(x_test, batch_size)
         assert outputs.dtype == np.float32

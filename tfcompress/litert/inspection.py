@@ -2,7 +2,6 @@
 
 import collections
 import dataclasses
-import os
 import struct
 
 # The flatbuffer schema as generated Python code, shipped inside the LiteRT
@@ -16,8 +15,13 @@ import struct
 # `tf.lite` itself is moving to LiteRT.
 from ai_edge_litert import schema_py_generated as schema
 
-from tfcompress.export.tflite import TFLiteExport
-from tfcompress.export.tflite import _format_size
+from tfcompress.litert.byte_size import format_size
+from tfcompress.litert.tflite_model import TensorQuantization
+from tfcompress.litert.tflite_model import TFLiteOp
+from tfcompress.litert.tflite_model import TFLiteTensor
+from tfcompress.litert.tflite_file_path import tflite_file_path
+from tfcompress.report import Report
+from tfcompress.report import format_table
 
 # The 4-byte file identifier of a TFLite flatbuffer, at bytes 4 to 8.
 _FILE_IDENTIFIER = b"TFL3"
@@ -45,117 +49,14 @@ _OPTIONS_NAMES = {
 
 
 @dataclasses.dataclass(frozen=True)
-class TensorQuantization:
-    """Affine quantization of one tensor: `real = scale * (q - zero_point)`.
-
-    Attributes:
-        scales: The scales, one per tensor (per-tensor) or one per slice
-            along `axis` (per-channel).
-        zero_points: The zero points, as many as `scales`.
-        axis: The quantized dimension of a per-channel tensor (0 for a
-            `CONV_2D` or `FULLY_CONNECTED` kernel, 3 for a
-            `DEPTHWISE_CONV_2D` kernel), `None` for a per-tensor one.
-    """
-
-    scales: tuple
-    zero_points: tuple
-    axis: int | None
-
-    @property
-    def num_scales(self):
-        """The number of scales: 1 per tensor, or 1 per channel."""
-        return len(self.scales)
-
-    @property
-    def granularity(self):
-        """`"per-channel"` or `"per-tensor"`."""
-        return "per-tensor" if self.axis is None else "per-channel"
-
-    def __str__(self):
-        if self.axis is None:
-            return (
-                f"per-tensor (scale {self.scales[0]:.4g}, "
-                f"zero point {self.zero_points[0]})"
-            )
-        return f"per-channel ({self.num_scales} scales, axis {self.axis})"
-
-
-@dataclasses.dataclass(frozen=True)
-class TFLiteTensor:
-    """One tensor of a `.tflite` file.
-
-    Attributes:
-        index: The tensor's index in its subgraph.
-        name: The tensor's name.
-        dtype: The element type, a NumPy-style name (`"float32"`, `"int8"`,
-            `"int32"`, `"float16"`, ...).
-        shape: The shape, with `None` for a dimension that is only known at
-            run time (usually the batch).
-        constant_bytes: Bytes of constant data stored in the file (weights,
-            biases, other constants); `0` for a tensor computed at run time.
-        quantization: A `TensorQuantization`, or `None` for a tensor that is
-            not quantized.
-    """
-
-    index: int
-    name: str
-    dtype: str
-    shape: tuple
-    constant_bytes: int
-    quantization: TensorQuantization | None
-
-    @property
-    def is_constant(self):
-        """Whether the tensor's values are stored in the file."""
-        return self.constant_bytes > 0
-
-    def __str__(self):
-        dims = ",".join("?" if d is None else str(d) for d in self.shape)
-        text = f"{self.dtype}[{dims}]"
-        if self.is_constant:
-            extra = [_format_size(self.constant_bytes)]
-            quantization = self.quantization
-            if quantization is not None and quantization.axis is not None:
-                extra.append(f"{quantization.num_scales} scales")
-            text += f" ({', '.join(extra)})"
-        return text
-
-
-@dataclasses.dataclass(frozen=True)
-class TFLiteOp:
-    """One op of a `.tflite` file.
-
-    Attributes:
-        index: The op's position in its subgraph's execution order.
-        name: The builtin op name as LiteRT spells it (`"CONV_2D"`,
-            `"DEPTHWISE_CONV_2D"`, `"FULLY_CONNECTED"`, `"QUANTIZE"`, ...),
-            or the custom code of a custom op (`"FlexErf"` for a Flex op).
-        activation: The fused activation (`"NONE"`, `"RELU"`, `"RELU6"`,
-            `"RELU_N1_TO_1"`, `"TANH"`, `"SIGN_BIT"`) of an op that can fuse
-            one; `None` for an op that cannot; `"unknown"` when the file
-            uses options newer than the schema this runtime knows.
-        inputs: The input tensors, `TFLiteTensor`s. Optional inputs the op
-            does without (such as a missing bias) are left out.
-        outputs: The output tensors, `TFLiteTensor`s.
-        subgraph: The index of the op's subgraph; `0` is the main graph,
-            others are bodies of control flow ops.
-    """
-
-    index: int
-    name: str
-    activation: str | None
-    inputs: tuple
-    outputs: tuple
-    subgraph: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class TFLiteInspection:
+class TFLiteInspection(Report):
     """What `inspect_tflite()` found in a `.tflite` file.
 
-    `str()` gives one line per op, with its fused activation and the dtype
-    and shape of each input and output; constants show the bytes they take
-    in the file and, when quantized per channel, their number of scales.
+    `str()` (or `table()`) gives one line per op, with its fused activation
+    and the dtype and shape of each input and output; constants show the
+    bytes they take in the file and, when quantized per channel, their
+    number of scales. Its `rows` are its `ops`; `row(name)` is the first
+    op of that name (`"CONV_2D"`).
 
     Attributes:
         path: Path of the file.
@@ -175,6 +76,13 @@ class TFLiteInspection:
     outputs: tuple
     num_subgraphs: int
     constants: tuple = dataclasses.field(repr=False, default=())
+
+    summary = ("op_counts", "weight_bytes_by_dtype", "weight_bytes")
+
+    @property
+    def rows(self):
+        """The ops, `TFLiteOp`s: the rows of the report."""
+        return self.ops
 
     @property
     def op_counts(self):
@@ -207,42 +115,21 @@ class TFLiteInspection:
         """The dtypes of the model's outputs, a list of strings."""
         return [tensor.dtype for tensor in self.outputs]
 
-    def to_dict(self):
-        """Returns the inspection as plain Python types (JSON-ready)."""
-        return {
-            "path": self.path,
-            "num_subgraphs": self.num_subgraphs,
-            "inputs": [_tensor_dict(t) for t in self.inputs],
-            "outputs": [_tensor_dict(t) for t in self.outputs],
-            "op_counts": self.op_counts,
-            "weight_bytes_by_dtype": self.weight_bytes_by_dtype,
-            "ops": [
-                {
-                    "index": op.index,
-                    "subgraph": op.subgraph,
-                    "name": op.name,
-                    "activation": op.activation,
-                    "inputs": [_tensor_dict(t) for t in op.inputs],
-                    "outputs": [_tensor_dict(t) for t in op.outputs],
-                }
-                for op in self.ops
-            ],
-        }
-
-    def __str__(self):
+    def table(self):
+        """Returns the ops as a fixed-width table, under a summary."""
         counts = ", ".join(f"{n} {name}" for name, n in self.op_counts.items())
         weights = ", ".join(
-            f"{dtype} {_format_size(size)}"
+            f"{dtype} {format_size(size)}"
             for dtype, size in self.weight_bytes_by_dtype.items()
         )
         lines = [
             f"{self.path}: {len(self.ops)} ops ({counts or 'none'})",
             "inputs: " + ", ".join(str(t) for t in self.inputs),
             "outputs: " + ", ".join(str(t) for t in self.outputs),
-            f"weights: {_format_size(self.weight_bytes)}"
+            f"weights: {format_size(self.weight_bytes)}"
             + (f" ({weights})" if weights else ""),
         ]
-        rows = [("#", "op", "activation", "inputs", "outputs")]
+        rows = []
         for op in self.ops:
             index = str(op.index)
             if self.num_subgraphs > 1:
@@ -256,10 +143,11 @@ class TFLiteInspection:
                     ", ".join(str(t) for t in op.outputs),
                 )
             )
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        for row in rows:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths)]
-            lines.append("  ".join(cells + [row[4]]).rstrip())
+        lines += format_table(
+            ("#", "op", "activation", "inputs", "outputs"),
+            rows,
+            right_aligned=[False] * 5,
+        )
         return "\n".join(lines)
 
 
@@ -305,28 +193,50 @@ def inspect_tflite(path):
     print(inspection.ops[0].activation)  # RELU
     ```
     """
-    if isinstance(path, TFLiteExport):
-        path = path.path
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"No `.tflite` file at `path`. Received: path={path!r}"
-        )
+    path = tflite_file_path(path)
     # Read whole rather than memory-mapped: the reader hands out NumPy views
     # into the buffer, which would keep a map from closing.
     with open(path, "rb") as f:
-        buffer = f.read()
-    if len(buffer) < 8 or not schema.Model.ModelBufferHasIdentifier(
-        buffer, 0
+        content = f.read()
+    return inspect_tflite_content(content, path)
+
+
+def inspect_tflite_content(content, path="<content>"):
+    """Lists the ops and tensors of a `.tflite` file given as bytes.
+
+    `inspect_tflite` for a file that is not on disk (yet): a conversion
+    still in memory, such as the converter's calibrated float model.
+
+    Args:
+        content: The bytes of a `.tflite` file.
+        path: What to call it in the inspection and in error messages.
+            Defaults to `"<content>"`.
+
+    Returns:
+        A `TFLiteInspection`, as `inspect_tflite` returns.
+
+    Raises:
+        ValueError: If the bytes are not a TFLite flatbuffer, or are
+            truncated.
+
+    Example:
+
+    ```python
+    with open("model.tflite", "rb") as f:
+        inspection = inspect_tflite_content(f.read(), "model.tflite")
+    ```
+    """
+    if len(content) < 8 or not schema.Model.ModelBufferHasIdentifier(
+        content, 0
     ):
         raise ValueError(
             "The file at `path` is not a TFLite flatbuffer: expected the "
             f"file identifier {_FILE_IDENTIFIER!r} at bytes 4 to 8, found "
-            f"{bytes(buffer[4:8])!r} ({len(buffer)} bytes in all). "
+            f"{bytes(content[4:8])!r} ({len(content)} bytes in all). "
             f"Received: path={path!r}"
         )
     try:
-        return _read_model(path, buffer)
+        return _read_model(path, content)
     except (
         IndexError, KeyError, TypeError, ValueError, struct.error
     ) as error:
@@ -465,23 +375,3 @@ def _read_quantization(params):
         zero_points = tuple(int(z) for z in params.ZeroPointAsNumpy())
     axis = int(params.QuantizedDimension()) if len(scales) > 1 else None
     return TensorQuantization(scales, zero_points, axis)
-
-
-def _tensor_dict(tensor):
-    quantization = tensor.quantization
-    if quantization is not None:
-        quantization = {
-            "granularity": quantization.granularity,
-            "num_scales": quantization.num_scales,
-            "axis": quantization.axis,
-            "scales": list(quantization.scales),
-            "zero_points": list(quantization.zero_points),
-        }
-    return {
-        "index": tensor.index,
-        "name": tensor.name,
-        "dtype": tensor.dtype,
-        "shape": list(tensor.shape),
-        "constant_bytes": tensor.constant_bytes,
-        "quantization": quantization,
-    }

@@ -7,14 +7,14 @@ import keras
 import numpy as np
 import pytest
 
-from tests.export.conftest import INPUT_SHAPE
-from tests.export.conftest import make_hard_model
+from tests.tflite_fixtures import INPUT_SHAPE
+from tests.tflite_fixtures import make_hard_model
 from tfcompress.export import LiteRTModel
 from tfcompress.export import inspect_tflite
 from tfcompress.export import layer_quantization_error
 from tfcompress.export import to_tflite
 from tfcompress.export import verify
-from tfcompress.export.calibration import _Histogram
+from tfcompress.quantization import ActivationHistogram
 
 SPIKY_SHAPE = (16, 16, 4)
 
@@ -48,7 +48,7 @@ def activation_ranges(path):
 
 def test_percentile_range_matches_numpy():
     values = np.random.default_rng(0).standard_t(3, 200_000)
-    histogram = _Histogram(values.min(), values.max())
+    histogram = ActivationHistogram(values.min(), values.max())
     histogram.add(values)
     low, high = histogram.percentile_range(99.9)
     expected = np.percentile(values, [0.05, 99.95])
@@ -62,7 +62,7 @@ def test_percentile_range_matches_numpy():
 def test_mse_range_minimizes_quantization_error():
     rng = np.random.default_rng(0)
     values = rng.standard_t(3, 200_000)
-    histogram = _Histogram(values.min(), values.max())
+    histogram = ActivationHistogram(values.min(), values.max())
     histogram.add(values)
     low, high = histogram.mse_range("int8")
     assert values.min() < low < 0 < high < values.max()
@@ -83,7 +83,7 @@ def test_mse_range_minimizes_quantization_error():
 
 def test_mse_range_keeps_zero_and_one_sided_ranges():
     values = np.maximum(np.random.default_rng(0).standard_t(3, 100_000), 0)
-    histogram = _Histogram(0.0, values.max())
+    histogram = ActivationHistogram(0.0, values.max())
     histogram.add(values)
     low, high = histogram.mse_range("int8")
     assert low == 0.0 and 0 < high <= values.max()
@@ -118,7 +118,7 @@ def spiky_case(tmp_path_factory):
             model,
             directory / f"{calibration}.tflite",
             quantization="int8",
-            representative_data=x_calibration,
+            data=x_calibration,
             calibration=calibration,
         )
         for calibration in ("minmax", "percentile", "mse")
@@ -155,7 +155,7 @@ def test_percentile_100_reproduces_the_converter(
         model,
         tmp_path / "int8.tflite",
         quantization="int8",
-        representative_data=x_calibration,
+        data=x_calibration,
         calibration="percentile",
         percentile=100,
     )
@@ -168,7 +168,7 @@ def test_percentile_100_reproduces_the_converter(
         conv_model,
         tmp_path / "int16x8.tflite",
         quantization="int16x8",
-        representative_data=brightness_data[0][:200],
+        data=brightness_data[0][:200],
         calibration="percentile",
         percentile=100,
     )
@@ -209,7 +209,7 @@ def conv_int16x8(conv_model, brightness_data, tmp_path_factory):
         conv_model,
         tmp_path_factory.mktemp("int16x8") / "conv_int16x8.tflite",
         quantization="int16x8",
-        representative_data=brightness_data[0][:200],
+        data=brightness_data[0][:200],
     )
 
 
@@ -262,7 +262,7 @@ def test_integer_input_and_output(
         conv_model,
         tmp_path / "model.tflite",
         quantization=quantization,
-        representative_data=x_train[:100],
+        data=x_train[:100],
         calibration=calibration,
         input_type=io_type,
         output_type=io_type,
@@ -292,13 +292,13 @@ def hard_case(tmp_path_factory):
         model,
         directory / "int8.tflite",
         quantization="int8",
-        representative_data=x[:100],
+        data=x[:100],
     )
     mixed = to_tflite(
         model,
         directory / "mixed.tflite",
         quantization="int8",
-        representative_data=x[:100],
+        data=x[:100],
         keep_float=["hard"],
     )
     return model, x[100:], int8, mixed
@@ -352,7 +352,7 @@ def test_keep_float_fused_layers_share_an_op(brightness_data, tmp_path):
         model,
         tmp_path / "model.tflite",
         quantization="int8",
-        representative_data=x,
+        data=x,
         keep_float=["relu"],
     )
     conv = next(op for op in inspect_tflite(export).ops if op.name == "CONV_2D")
@@ -368,7 +368,7 @@ def test_keep_float_fused_layers_share_an_op(brightness_data, tmp_path):
             model,
             path,
             quantization="int8",
-            representative_data=x,
+            data=x,
             keep_float=["bn"],
         )
     assert not path.exists()
@@ -421,7 +421,7 @@ def test_unknown_calibration(small_model, tmp_path):
             small_model,
             tmp_path / "m.tflite",
             quantization="int8",
-            representative_data=X_SMALL,
+            data=X_SMALL,
             calibration="kl",
         )
     assert os.listdir(tmp_path) == []
@@ -437,7 +437,7 @@ def test_percentile_out_of_range(small_model, tmp_path, percentile):
             small_model,
             tmp_path / "m.tflite",
             quantization="int8",
-            representative_data=X_SMALL,
+            data=X_SMALL,
             calibration="percentile",
             percentile=percentile,
         )
@@ -452,7 +452,7 @@ def test_percentile_needs_percentile_calibration(small_model, tmp_path):
             small_model,
             tmp_path / "m.tflite",
             quantization="int8",
-            representative_data=X_SMALL,
+            data=X_SMALL,
             calibration="mse",
             percentile=99.9,
         )
@@ -479,7 +479,7 @@ def test_io_type_must_suit_the_mode(
                 small_model,
                 tmp_path / "m.tflite",
                 quantization=quantization,
-                representative_data=data,
+                data=data,
                 **{name: io_type},
             )
     assert os.listdir(tmp_path) == []
@@ -495,7 +495,7 @@ def test_keep_float_needs_int8(small_model, tmp_path, mode):
             small_model,
             tmp_path / "m.tflite",
             quantization=mode,
-            representative_data=data,
+            data=data,
             keep_float=["head"],
         )
     assert os.listdir(tmp_path) == []
@@ -511,7 +511,7 @@ def test_keep_float_unknown_layer_lists_the_layers(small_model, tmp_path):
             small_model,
             tmp_path / "m.tflite",
             quantization="int8",
-            representative_data=X_SMALL,
+            data=X_SMALL,
             keep_float=["conv", "conv2d"],
         )
     assert os.listdir(tmp_path) == []
@@ -524,7 +524,7 @@ def test_keep_float_must_be_a_list_of_names(small_model, tmp_path, keep_float):
             small_model,
             tmp_path / "m.tflite",
             quantization="int8",
-            representative_data=X_SMALL,
+            data=X_SMALL,
             keep_float=keep_float,
         )
 
@@ -535,13 +535,13 @@ def test_keep_float_needs_float_input_and_output(small_model, tmp_path):
             small_model,
             tmp_path / "m.tflite",
             quantization="int8",
-            representative_data=X_SMALL,
+            data=X_SMALL,
             keep_float=["head"],
             output_type="int8",
         )
 
 
-def test_int16x8_needs_representative_data(small_model, tmp_path):
+def test_int16x8_needs_data(small_model, tmp_path):
     with pytest.raises(ValueError, match=r"int16x8 needs calibration data"):
         to_tflite(small_model, tmp_path / "m.tflite", quantization="int16x8")
 
@@ -556,7 +556,7 @@ def test_int16x8_needs_representative_data(small_model, tmp_path):
     ids=["int16x8", "percentile", "keep_float"],
 )
 @pytest.mark.parametrize("bad", ["empty", "shape"])
-def test_bad_representative_data_keeps_existing_file(
+def test_bad_data_keeps_existing_file(
     small_model, tmp_path, kwargs, bad
 ):
     path = tmp_path / "model.tflite"
@@ -570,12 +570,12 @@ def test_bad_representative_data_keeps_existing_file(
         yield rng.random((4, 8, 8, 3), "float32")  # Wrong channel count.
 
     message = (
-        r"`representative_data` is empty"
+        r"`data` is empty"
         if bad == "empty"
         else r"expected per-example shape \(8, 8, 1\)"
     )
     with pytest.raises(ValueError, match=message):
-        to_tflite(small_model, path, representative_data=batches, **kwargs)
+        to_tflite(small_model, path, data=batches, **kwargs)
     assert path.read_bytes() == b"previous model"
     assert os.listdir(tmp_path) == ["model.tflite"]
 

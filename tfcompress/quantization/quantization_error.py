@@ -15,253 +15,27 @@ clipping of its range. The ops that add the most are the ones to keep in
 float32 (`to_tflite(..., keep_float=[...])`) or to calibrate differently.
 """
 
-import dataclasses
 import os
 import tempfile
 
 import numpy as np
+import tensorflow as tf
 
 from tfcompress.argument_validation import integer_at_least
-from tfcompress.export import layer_ops
-from tfcompress.export.inspection import inspect_tflite
-from tfcompress.export.interpreter import _check_input_shape
-from tfcompress.export.interpreter import _TensorTracer
-from tfcompress.export.tflite import TFLiteExport
-from tfcompress.export.tflite import to_tflite
-
-_SORT_KEYS = (
-    "added_error",
-    "relative_error",
-    "rmse",
-    "rmse_in_steps",
-    "max_abs_error",
+from tfcompress.litert.input_shape import check_input_shape
+from tfcompress.litert.inspection import inspect_tflite
+from tfcompress.litert.tensor_tracer import TensorTracer
+from tfcompress.litert.tflite_file_path import tflite_file_path
+from tfcompress.quantization.layer_ops import op_layers
+from tfcompress.quantization.quantization_error_report import (
+    OpQuantizationError,
 )
+from tfcompress.quantization.quantization_error_report import (
+    QuantizationErrorReport,
+)
+
 _CONVERSION_OPS = ("QUANTIZE", "DEQUANTIZE")
 _INTEGER_DTYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16}
-
-
-@dataclasses.dataclass(frozen=True)
-class OpQuantizationError:
-    """The error of one op's output in a quantized file.
-
-    Attributes:
-        index: The op's position in the quantized file.
-        op: The op's name (`"CONV_2D"`, `"FULLY_CONNECTED"`, ...).
-        tensor: The name of its output tensor in the float file.
-        layers: The Keras layers the op comes from (several when the
-            converter fused them), innermost first; empty when the report
-            was made from a float file rather than the model, or when no
-            layer claims the op.
-        dtype: The type the op's output is stored in (`"int8"`,
-            `"int16"`, or `"float32"` for an op left in float).
-        scale: The output's quantization scale; `None` for a float output.
-        rmse: Root mean squared difference from the float file's tensor.
-        mean_abs_error: Mean absolute difference.
-        max_abs_error: Largest absolute difference.
-        relative_error: `rmse` divided by the standard deviation of the
-            float tensor: comparable across tensors of any scale.
-        added_error: `relative_error` minus the largest `relative_error` of
-            the op's inputs: what this op adds to the error it receives.
-        clipped_fraction: Fraction of the float tensor's values outside
-            the quantized output's range (clipped by the quantization);
-            `None` for a float output.
-        is_output: Whether the tensor is a model output.
-    """
-
-    index: int
-    op: str
-    tensor: str
-    layers: tuple
-    dtype: str
-    scale: float | None
-    rmse: float
-    mean_abs_error: float
-    max_abs_error: float
-    relative_error: float
-    added_error: float
-    clipped_fraction: float | None
-    is_output: bool
-
-    @property
-    def rmse_in_steps(self):
-        """`rmse / scale`, the error in quantization steps, or `None`.
-
-        About 0.29 (`1 / sqrt(12)`) is the rounding of this tensor alone;
-        much more means error carried in from earlier ops, or clipping.
-        """
-        if self.scale is None or self.scale == 0:
-            return None
-        return self.rmse / self.scale
-
-    @property
-    def name(self):
-        """The op's layers joined by `" + "`, or its tensor name."""
-        return " + ".join(self.layers) if self.layers else self.tensor
-
-    def to_dict(self):
-        """Returns the row as plain Python types (JSON-ready)."""
-        result = dataclasses.asdict(self)
-        result["layers"] = list(self.layers)
-        result["rmse_in_steps"] = self.rmse_in_steps
-        return result
-
-
-@dataclasses.dataclass(frozen=True, repr=False)
-class QuantizationErrorReport:
-    """Result of `layer_quantization_error`: the error of each op.
-
-    `str(report)` (or `report.table()`) lists the ops in execution order;
-    `report.worst(n)` returns the `n` ops that add the most error.
-
-    Attributes:
-        reference: The path of the float file compared against, or
-            `"model '<name>'"` when the report was made from a Keras model
-            (exported to a temporary float file).
-        quantized_path: The quantized file.
-        num_examples: The number of inputs both files were run on.
-        rows: `OpQuantizationError`s, one per op of the quantized file
-            other than quantize / dequantize, in execution order.
-    """
-
-    reference: str
-    quantized_path: str
-    num_examples: int
-    rows: tuple
-
-    @property
-    def outputs(self):
-        """The rows of the ops that write the model's outputs."""
-        return [row for row in self.rows if row.is_output]
-
-    def row(self, name):
-        """Returns the row of a layer (or a float-file tensor) name.
-
-        Raises:
-            KeyError: If no row has that layer or tensor name.
-        """
-        for row in self.rows:
-            if name in row.layers or name == row.tensor:
-                return row
-        raise KeyError(
-            f"No row for {name!r}. Rows: "
-            f"{', '.join(row.name for row in self.rows)}"
-        )
-
-    def worst(self, n=5, by="added_error"):
-        """Returns the `n` rows with the largest error, largest first.
-
-        Args:
-            n: Number of rows, an integer >= 1.
-            by: The column to rank by: `"added_error"` (what each op adds,
-                the default: the ops to keep in float32), `"relative_error"`
-                (all error up to the op), `"rmse"`, `"rmse_in_steps"`, or
-                `"max_abs_error"`.
-
-        Returns:
-            A list of `OpQuantizationError`.
-        """
-        integer_at_least("n", n, minimum=1)
-        return self._sorted(by)[:n]
-
-    def table(self, sort_by=None, top=None):
-        """Returns the report as a fixed-width text table.
-
-        Args:
-            sort_by: A column to sort by, largest first (see `worst`), or
-                `None` for execution order. Defaults to `None`.
-            top: Show only the first `top` rows, or `None` for all.
-                Defaults to `None`.
-        """
-        rows = list(self.rows) if sort_by is None else self._sorted(sort_by)
-        if top is not None:
-            integer_at_least("top", top, minimum=1)
-            rows = rows[:top]
-        headers = (
-            "#",
-            "Op",
-            "Layer",
-            "Type",
-            "Scale",
-            "RMSE",
-            "RMSE/scale",
-            "Rel. error",
-            "Added",
-            "Clipped",
-        )
-        lines = [headers]
-        for row in rows:
-            steps = row.rmse_in_steps
-            name = _shorten(row.name, 48)
-            if row.is_output:
-                name += " (output)"
-            lines.append(
-                (
-                    str(row.index),
-                    row.op,
-                    name,
-                    row.dtype,
-                    "-" if row.scale is None else f"{row.scale:.3g}",
-                    f"{row.rmse:.3g}",
-                    "-" if steps is None else f"{steps:.2f}",
-                    f"{row.relative_error:.2%}",
-                    f"{row.added_error:+.2%}",
-                    "-"
-                    if row.clipped_fraction is None
-                    else f"{row.clipped_fraction:.2%}",
-                )
-            )
-        widths = [
-            max(len(line[i]) for line in lines) for i in range(len(headers))
-        ]
-
-        def render(cells):
-            left = [cell.ljust(width) for cell, width in zip(cells[:4], widths)]
-            right = [
-                cell.rjust(width) for cell, width in zip(cells[4:], widths[4:])
-            ]
-            return "  ".join(left + right).rstrip()
-
-        rule = "=" * len(render(headers))
-        return "\n".join(
-            [
-                f"Quantization error of {self.quantized_path!r} on "
-                f"{self.num_examples} examples, against {self.reference}",
-                rule,
-                render(headers),
-                "-" * len(rule),
-                *(render(line) for line in lines[1:]),
-                rule,
-                "Rel. error: RMSE / std of the float tensor, accumulated up "
-                "to the op. Added: rel. error minus that of the op's inputs. "
-                "RMSE/scale: error in quantization steps (0.29 = rounding "
-                "alone). Clipped: float values outside the quantized range.",
-            ]
-        )
-
-    def to_dict(self):
-        """Returns the report as plain Python types (JSON-ready)."""
-        return {
-            "reference": self.reference,
-            "quantized_path": self.quantized_path,
-            "num_examples": self.num_examples,
-            "rows": [row.to_dict() for row in self.rows],
-        }
-
-    def __str__(self):
-        return self.table()
-
-    def _sorted(self, by):
-        if by not in _SORT_KEYS:
-            raise ValueError(
-                f"Expected `by` to be one of "
-                f"{', '.join(repr(k) for k in _SORT_KEYS)}. Received: by={by!r}"
-            )
-
-        def key(row):
-            value = getattr(row, by)
-            return -np.inf if value is None else value
-
-        return sorted(self.rows, key=key, reverse=True)
 
 
 def layer_quantization_error(reference, quantized_path, x, batch_size=32):
@@ -304,7 +78,7 @@ def layer_quantization_error(reference, quantized_path, x, batch_size=32):
         model,
         "model_int8.tflite",
         quantization="int8",
-        representative_data=x_train[:200],
+        data=x_train[:200],
     )
     report = layer_quantization_error(model, "model_int8.tflite", x_test[:200])
     print(report.table(sort_by="added_error", top=5))
@@ -313,36 +87,23 @@ def layer_quantization_error(reference, quantized_path, x, batch_size=32):
         model,
         "model_mixed.tflite",
         quantization="int8",
-        representative_data=x_train[:200],
+        data=x_train[:200],
         keep_float=list(worst),
     )
     ```
     """
     integer_at_least("batch_size", batch_size, minimum=1)
-    if isinstance(quantized_path, TFLiteExport):
-        quantized_path = quantized_path.path
-    quantized_path = os.fspath(quantized_path)
-    if not os.path.isfile(quantized_path):
-        raise FileNotFoundError(
-            "No `.tflite` file at `quantized_path`. Received: "
-            f"quantized_path={quantized_path!r}"
-        )
+    quantized_path = tflite_file_path(quantized_path, "quantized_path")
     inputs = _check_inputs(x)
-    if isinstance(reference, (str, os.PathLike, TFLiteExport)):
-        if isinstance(reference, TFLiteExport):
-            reference = reference.path
-        float_path = os.fspath(reference)
-        if not os.path.isfile(float_path):
-            raise FileNotFoundError(
-                "No `.tflite` file at `reference`. Received: "
-                f"reference={float_path!r}"
-            )
+    # A `TFLiteExport` is an `os.PathLike` too.
+    if isinstance(reference, (str, bytes, os.PathLike)):
+        float_path = tflite_file_path(reference, "reference")
         return _compare(
             float_path, quantized_path, inputs, batch_size, None, float_path
         )
     with tempfile.TemporaryDirectory() as scratch:
         float_path = os.path.join(scratch, "float.tflite")
-        to_tflite(reference, float_path)
+        _export_float(reference, float_path)
         name = getattr(reference, "name", type(reference).__name__)
         return _compare(
             float_path,
@@ -352,6 +113,21 @@ def layer_quantization_error(reference, quantized_path, x, batch_size=32):
             reference,
             f"model {name!r}",
         )
+
+
+def _export_float(model, path):
+    """Writes the float32 file of `model`, as `to_tflite(model, path)` does.
+
+    The same converter settings (float32, builtin ops only) through Keras's
+    exporter; `tfcompress.export` builds on this package, so `to_tflite`
+    itself is not called from here.
+    """
+    model.export(
+        path,
+        format="litert",
+        verbose=False,
+        target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]},
+    )
 
 
 def _compare(float_path, quantized_path, inputs, batch_size, model, label):
@@ -364,8 +140,8 @@ def _compare(float_path, quantized_path, inputs, batch_size, model, label):
             "and quantized exports of one model. Received: "
             f"reference={float_path!r}, quantized_path={quantized_path!r}"
         )
-    float_tracer = _TensorTracer(model_path=float_path)
-    quantized_tracer = _TensorTracer(model_path=quantized_path)
+    float_tracer = TensorTracer(model_path=float_path)
+    quantized_tracer = TensorTracer(model_path=quantized_path)
     quantized_tensors = {
         t.index: t
         for op in quantized_inspection.ops
@@ -383,7 +159,7 @@ def _compare(float_path, quantized_path, inputs, batch_size, model, label):
         num_examples = len(next(iter(inputs.values())))
     else:
         detail = quantized_tracer.interpreter.get_input_details()[0]
-        _check_input_shape(
+        check_input_shape(
             inputs[0], [int(d) for d in detail["shape_signature"]]
         )
         num_examples = len(inputs[0])
@@ -405,7 +181,7 @@ def _compare(float_path, quantized_path, inputs, batch_size, model, label):
     if model is not None:
         for op, layers in zip(
             float_inspection.ops,
-            layer_ops.op_layers(model, float_inspection),
+            op_layers(model, float_inspection),
         ):
             for tensor in op.outputs:
                 owners[tensor.index] = layers
@@ -584,7 +360,3 @@ def _check_inputs(x):
             f"Received: shapes {[a.shape for a in arrays]}"
         )
     return inputs
-
-
-def _shorten(text, width):
-    return text if len(text) <= width else text[: width - 3] + "..."
