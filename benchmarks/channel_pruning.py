@@ -85,7 +85,7 @@ def run(kind, args, data, tmp):
         "paths": dense_paths,
     }]
     for sparsity in args.sparsities:
-        pruned, report = prune_channels(trained, sparsity, importance="l1")
+        pruned, report = prune_channels(trained, sparsity=sparsity, importance="l1")
         before = top1(pruned, x_test, y_test)
         compiled(pruned, args.finetune_learning_rate)
         log(f"{kind}: {sparsity:.0%} channels pruned (MACs x"
@@ -164,7 +164,7 @@ def latency_scaling(args, tmp):
     for index, (kind, shape, size, builder) in enumerate(SCALING):
         keras.utils.set_random_seed(args.seed)
         model = builder(shape)
-        pruned, report = prune_channels(model, 0.5)
+        pruned, report = prune_channels(model, sparsity=0.5)
         calibration = np.random.default_rng(0).random((50, *shape))
         paths = {}
         for name, variant in (("dense", model), ("pruned", pruned)):

@@ -301,6 +301,6 @@ def test_decomposed_model_prunes_like_any_other(decomposed, digits, tmp_path):
         if kernel.path in callback.pruned:
             assert kernel.zeros == pruned_count(kernel.size, 0.5), kernel
 
-    pruned, report = prune_channels(model, 0.5)
+    pruned, report = prune_channels(model, sparsity=0.5)
     assert report.macs_after < report.macs_before
     assert pruned.predict(x_test[:8], verbose=0).shape == (8, 10)
