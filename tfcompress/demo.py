@@ -343,7 +343,7 @@ def _distill(teacher, x_train, y_train, epochs, step, seed):
 def _quantization_aware(model, x_train, y_train, epochs, step, seed):
     """A quantization-aware copy of the trained model, fine-tuned."""
     keras.utils.set_random_seed(seed)
-    qat, report = quantize_model(model, calibration_data=x_train[:256])
+    qat, report = quantize_model(model, data=x_train[:256])
     qat_epochs = max(2, epochs // 4)
     steps = qat_epochs * -(-len(x_train) // 32)
     step(

@@ -27,7 +27,8 @@ from tfcompress.quantization.bit_widths import with_bit_widths
 from tfcompress.quantization.freezable_batch_normalization import (
     FreezableBatchNormalization,
 )
-from tfcompress.quantization.quantize_model import QuantizationReport
+from tfcompress.quantization.quantization_report import QuantizationReport
+from tfcompress.quantization.quantization_report import QuantizationRow
 from tfcompress.quantization.quantize_model import quantize_model
 from tfcompress.quantization.quantized_layers import QuantizedConv2D
 from tfcompress.quantization.quantized_layers import QuantizedDense
@@ -38,6 +39,7 @@ from tfcompress.quantization.rounded_kernels import RoundedKernels
 __all__ = [
     "quantize_model",
     "QuantizationReport",
+    "QuantizationRow",
     "with_bit_widths",
     "simulated_bits",
     "is_quantization_aware",
