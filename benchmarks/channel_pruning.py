@@ -57,8 +57,10 @@ def run(kind, args, data, tmp):
 
     log(f"{kind}: sensitivity of each layer (no fine-tuning)")
     sensitivity = sensitivity_analysis(
-        trained, x_test[: args.sensitivity_images],
-        y_test[: args.sensitivity_images], sparsities=(0.25, 0.5, 0.75),
+        trained,
+        data=(x_test[: args.sensitivity_images],
+              y_test[: args.sensitivity_images]),
+        sparsities=(0.25, 0.5, 0.75),
         verbose=False,
     )
     sensitivity.plot(

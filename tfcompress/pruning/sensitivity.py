@@ -364,5 +364,7 @@ def _accuracy(model, batches):
         correct += int(np.sum(predicted == labels))
         total += len(labels)
     if not total:
-        raise ValueError("`data` yielded no example: pass a non-empty dataset.")
+        raise ValueError(
+            "`data` yielded no example: pass a non-empty dataset."
+        )
     return correct / total
