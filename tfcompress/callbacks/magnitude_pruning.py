@@ -6,13 +6,10 @@ import numbers
 import keras
 import numpy as np
 
-# Loss gradients for the "taylor" importance need a tape; tfcompress runs
-# on Keras's TensorFlow backend (the one TFLite export needs).
-import tensorflow as tf
-
 from tfcompress.graph.filters import LayerFilter
 from tfcompress.pruning import masks as mask_maths
 from tfcompress.pruning.kernel_masks import KernelMask
+from tfcompress.pruning.loss_gradients import summed_loss_gradients
 from tfcompress.pruning.schedules import PruningSchedule
 from tfcompress.pruning.targets import select_weights
 
@@ -331,7 +328,14 @@ class MagnitudePruning(keras.callbacks.Callback):
     def _prune(self, due, step):
         gradients = {}
         if self.importance == "taylor":
-            gradients = self._loss_gradients([w for w, _ in due])
+            weights = [w for w, _ in due]
+            sums = summed_loss_gradients(
+                self.model,
+                [w.variable for w in weights],
+                self.importance_data,
+                self.importance_batches,
+            )
+            gradients = {w.path: g for w, g in zip(weights, sums)}
         for weight, schedule in due:
             mask = self._masks[weight.path]
             gradient = gradients.get(weight.path)
@@ -352,43 +356,6 @@ class MagnitudePruning(keras.callbacks.Callback):
                 f"MagnitudePruning: step {step}, pruned {len(due)} kernels, "
                 f"mean sparsity {mean:.3f}"
             )
-
-    def _importance_batches(self):
-        data = self.importance_data
-        if isinstance(data, tuple) and len(data) == 2:
-            x, y = data
-            if isinstance(x, np.ndarray) or hasattr(x, "shape"):
-                size = 128
-                for start in range(0, len(x), size):
-                    yield x[start : start + size], y[start : start + size]
-                return
-        yield from data
-
-    def _loss_gradients(self, weights):
-        """Sums of `dL/dw` over `importance_batches` batches, per kernel."""
-        variables = [w.variable for w in weights]
-        totals = [np.zeros(v.shape) for v in variables]
-        count = 0
-        for batch in self._importance_batches():
-            if count == self.importance_batches:
-                break
-            x, y = batch[0], batch[1]
-            with tf.GradientTape() as tape:
-                y_pred = self.model(x, training=False)
-                loss = self.model.compute_loss(
-                    x=x, y=y, y_pred=y_pred, training=False
-                )
-            grads = tape.gradient(loss, variables)
-            for total, grad in zip(totals, grads):
-                if grad is not None:
-                    total += keras.ops.convert_to_numpy(grad)
-            count += 1
-        if count == 0:
-            raise ValueError(
-                "`importance_data` yielded no batch; pass (x, y) arrays or "
-                "a non-empty dataset of (x, y) batches."
-            )
-        return {w.path: t for w, t in zip(weights, totals)}
 
 
 def _check_schedule(schedule, name):
