@@ -126,7 +126,7 @@ def select_weights(model, filters=None, min_weights=0):
             "nested models and tfcompress layers)."
         )
     layer_filter.check_matches(
-        [entry(weight) for weight in candidates], "magnitude pruning"
+        [_entry(weight) for weight in candidates], "magnitude pruning"
     )
     selected, skipped = [], []
     for weight in candidates:
@@ -141,6 +141,6 @@ def select_weights(model, filters=None, min_weights=0):
     return selected, skipped
 
 
-def entry(weight):
+def _entry(weight):
     """`weight` as a `(path, layer, ancestors)` entry for a `LayerFilter`."""
     return (weight.path, weight.layer, weight.ancestors)
