@@ -35,7 +35,7 @@ from tfcompress.analysis.profile_walk import ProfileWalk
 __all__ = ["LayerProfile", "ProfileReport", "profile"]
 
 
-def profile(model, *, input_shape=None):
+def profile(model, input_shape=None):
     """Profiles `model` layer by layer: shapes, parameters, MACs and bytes.
 
     Runs one eager forward pass (`training=False`) on a batch of one
