@@ -57,8 +57,10 @@ def run(kind, args, data, tmp):
 
     log(f"{kind}: sensitivity of each layer (no fine-tuning)")
     sensitivity = sensitivity_analysis(
-        trained, x_test[: args.sensitivity_images],
-        y_test[: args.sensitivity_images], sparsities=(0.25, 0.5, 0.75),
+        trained,
+        data=(x_test[: args.sensitivity_images],
+              y_test[: args.sensitivity_images]),
+        sparsities=(0.25, 0.5, 0.75),
         verbose=False,
     )
     sensitivity.plot(
@@ -85,7 +87,7 @@ def run(kind, args, data, tmp):
         "paths": dense_paths,
     }]
     for sparsity in args.sparsities:
-        pruned, report = prune_channels(trained, sparsity, importance="l1")
+        pruned, report = prune_channels(trained, sparsity=sparsity, importance="l1")
         before = top1(pruned, x_test, y_test)
         compiled(pruned, args.finetune_learning_rate)
         log(f"{kind}: {sparsity:.0%} channels pruned (MACs x"
@@ -164,7 +166,7 @@ def latency_scaling(args, tmp):
     for index, (kind, shape, size, builder) in enumerate(SCALING):
         keras.utils.set_random_seed(args.seed)
         model = builder(shape)
-        pruned, report = prune_channels(model, 0.5)
+        pruned, report = prune_channels(model, sparsity=0.5)
         calibration = np.random.default_rng(0).random((50, *shape))
         paths = {}
         for name, variant in (("dense", model), ("pruned", pruned)):

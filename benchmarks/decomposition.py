@@ -188,7 +188,7 @@ def run(args, data, tmp):
             "macs_ratio": report.macs_ratio,
             "params": report.params_after,
             "output_error": errors or {
-                layer.name: layer.output_error for layer in report.layers
+                layer.name: layer.output_error for layer in report.rows
             },
             "accuracy_before_finetune": before,
             "keras_accuracy": top1(model, x_test, y_test),
@@ -204,7 +204,7 @@ def run(args, data, tmp):
 
     def decomposed(config, method, ranks):
         model, report = decompose(
-            trained, method, rank=ranks, data=probes,
+            trained, method=method, rank=ranks, data=probes,
             n_iter_max=args.n_iter_max, random_state=args.seed,
             verbose=False,
         )

@@ -173,7 +173,7 @@ def train_student(args, data, seed, teacher=None, cached=None,
         # the float rows' initial weights of its seed.
         student, _ = quantize_model(
             student, weight_bits=weight_bits, activation_bits=8,
-            calibration_data=x_train[:256],
+            data=x_train[:256],
         )
         # As in benchmarks/quantization.py: batch norm frozen to its moving
         # statistics (what the folded int8 conv computes) for the last

@@ -112,7 +112,7 @@ def run_model(kind, args, data, tmp, tfmot, tf_keras):
 
     log(f"{kind}: QAT (tfcompress), {args.finetune_epochs} epochs")
     keras.utils.set_random_seed(args.seed)
-    qat, report = quantize_model(float_model, calibration_data=calibration)
+    qat, report = quantize_model(float_model, data=calibration)
     log(report.table().splitlines()[0])
     compile_keras3(qat, args.finetune_learning_rate)
     steps = args.finetune_epochs * -(-len(x_train) // args.batch_size)

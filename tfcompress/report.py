@@ -28,14 +28,22 @@ def _to_plain(value):
 
 
 class Row:
-    """Base of a report row: a frozen dataclass with a `name` field."""
+    """Base of a report row: a frozen dataclass with a `name` field.
+
+    `summary` lists properties that `to_dict()` adds to the fields.
+    """
+
+    summary = ()
 
     def to_dict(self):
         """Returns the row as a JSON-serializable `dict`."""
-        return {
+        result = {
             field.name: _to_plain(getattr(self, field.name))
             for field in dataclasses.fields(self)
         }
+        for name in self.summary:
+            result[name] = _to_plain(getattr(self, name))
+        return result
 
 
 class Report:

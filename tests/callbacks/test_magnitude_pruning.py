@@ -179,7 +179,7 @@ def test_per_layer_schedules_and_the_most_specific_key(digits):
 
 
 @pytest.mark.parametrize(
-    "layers, expected",
+    "filters, expected",
     [
         (["hidden"], {"hidden"}),
         (keras.layers.Conv2D, {"conv"}),  # DepthwiseConv2D is not a Conv2D
@@ -188,16 +188,55 @@ def test_per_layer_schedules_and_the_most_specific_key(digits):
     ],
     ids=["name", "class", "class_list", "predicate"],
 )
-def test_layer_selection(layers, expected, digits):
+def test_layer_selection(filters, expected, digits):
     x, y, _, _ = digits
     model = compiled(functional())
-    callback = MagnitudePruning(ConstantSparsity(0.5, 0), layers=layers)
+    callback = MagnitudePruning(ConstantSparsity(0.5, 0), filters=filters)
     model.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0,
               callbacks=[callback])
     assert set(callback.pruned) == expected
     report = sparsity_report(model)
     for k in report.kernels:
         assert (k.sparsity > 0.4) == (k.path in expected), k
+
+
+def test_regex_filters_search_names_and_paths(digits):
+    x, y, _, _ = digits
+    model = compiled(nested())
+    # "features" is the nested model: its path selects the kernels inside.
+    callback = MagnitudePruning(
+        ConstantSparsity(0.5, 0), filters=["^features", "^log"]
+    )
+    model.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0,
+              callbacks=[callback])
+    assert set(callback.pruned) == {
+        "features/conv", "features/depthwise", "logits"
+    }
+    assert dict(callback.skipped) == {"hidden": "not selected by filters"}
+
+
+def test_dict_keys_are_filters_and_the_most_specific_wins(digits):
+    x, y, _, _ = digits
+    model = compiled(nested())
+    callback = MagnitudePruning(
+        {
+            keras.layers.Dense: ConstantSparsity(0.25, 0),
+            "features": ConstantSparsity(0.5, 0),
+            "features/conv": ConstantSparsity(0.75, 0),
+            "logits": ConstantSparsity(0.8, 0),
+        }
+    )
+    model.fit(x[:64], y[:64], epochs=1, batch_size=32, verbose=0,
+              callbacks=[callback])
+    report = sparsity_report(model)
+    for path, target in [
+        ("features/conv", 0.75),  # the longer path over "features"
+        ("features/depthwise", 0.5),
+        ("hidden", 0.25),  # the class
+        ("logits", 0.8),  # a name over a class
+    ]:
+        k = report[path]
+        assert k.zeros == pruned_count(k.size, np.float32(target)), k
 
 
 def test_small_layers_are_skipped_and_reported(digits):
@@ -448,6 +487,9 @@ def test_strip_returns_a_plain_copy_and_leaves_the_model_alone(
     assert hidden.kernel.constraint is not None
     plain, report = strip(model)
     assert plain is not model
+    # Compiled like the input, with a fresh optimizer.
+    assert plain.compiled and plain.optimizer is not model.optimizer
+    assert plain.get_compile_config() == model.get_compile_config()
     assert hidden.kernel.constraint is not None  # the input is untouched
     for weight in tfcompress.pruning.targets.all_prunable_weights(plain):
         assert weight.variable.constraint is None
@@ -481,8 +523,12 @@ def test_strip_explains_models_it_cannot_copy():
     [
         ({"schedule": 0.5}, "must be a PruningSchedule"),
         ({"schedule": {}}, "empty dict"),
-        ({"schedule": {"a": ConstantSparsity(0.5, 0)}, "layers": ["a"]},
-         "Pass `layers` only with a single schedule"),
+        ({"schedule": {"a": ConstantSparsity(0.5, 0)}, "filters": ["a"]},
+         "Pass `filters` only with a single schedule"),
+        ({"filters": 3}, "`filters` must be None, a regular expression"),
+        ({"filters": "(("}, "invalid regular expression"),
+        ({"schedule": {3: ConstantSparsity(0.5, 0)}},
+         "`schedule key 3` must be None, a regular expression"),
         ({"min_weights": -1}, "min_weights"),
         ({"importance": "l1"}, "`importance` must be one of"),
         ({"importance": "taylor"}, "needs `importance_data`"),
@@ -500,10 +546,14 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
 def test_bad_models_raise_clear_errors(digits):
     x, y, _, _ = digits
     model = functional()
-    with pytest.raises(ValueError, match="No prunable layer is named 'nope'"):
+    with pytest.raises(
+        ValueError,
+        match="`filters` matched no layer that magnitude pruning can handle: "
+        "'nope'. Such layers: 'conv', 'depthwise', 'hidden', 'logits'",
+    ):
         model.compile(keras.optimizers.SGD(), LOSS)
         model.fit(x[:32], y[:32], verbose=0, callbacks=[
-            MagnitudePruning(ConstantSparsity(0.5, 0), layers=["nope"])])
+            MagnitudePruning(ConstantSparsity(0.5, 0), filters=["nope"])])
     flat = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten()])
     flat.compile(keras.optimizers.SGD(), "mse")
     with pytest.raises(ValueError, match="no prunable layer"):

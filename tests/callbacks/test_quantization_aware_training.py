@@ -153,6 +153,9 @@ def test_low_bit_model_exports_through_its_8_bit_twin(digits, tmp_path):
     assert simulated_bits(qat) == ({4}, {6})
     twin = with_bit_widths(qat)
     assert simulated_bits(twin) == ({8}, {8})
+    # Compiled like the trained model, with a fresh optimizer.
+    assert twin.compiled and twin.optimizer is not qat.optimizer
+    assert twin.get_compile_config() == qat.get_compile_config()
     assert simulated_bits(qat) == ({4}, {6})  # untouched
     # Same learned ranges, and 4-bit weights sit within half an 8-bit step.
     np.testing.assert_array_equal(
@@ -183,7 +186,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         model = tfcompress.models.small_mobilenet_v2((8, 8, 1), 10)
-        qat, _ = quantize_model(model, calibration_data=x[:128])
+        qat, _ = quantize_model(model, data=x[:128])
         qat.compile(
             keras.optimizers.Adam(3e-3),
             keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -58,7 +58,7 @@ def test_decomposed_conv_equals_conv_with_the_cp_kernel(strides, padding):
     )
     kernel, bias = rng.normal(size=(3, 3, 6, 10)), rng.normal(size=10)
     model.get_layer("conv").set_weights([kernel, bias])
-    new_model, report = decompose(model, "cp", rank=4, verbose=False)
+    new_model, report = decompose(model, method="cp", rank=4, verbose=False)
     layer = new_model.get_layer("conv")
     assert isinstance(layer, CPConv2D)
     assert (layer.rank, layer.strides, layer.padding) == (4, (strides, strides), padding)

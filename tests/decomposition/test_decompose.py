@@ -25,7 +25,7 @@ RANKS = {"conv2": 12, "conv3": (8, 12), "dense": 16}
 @pytest.fixture(scope="module")
 def decomposed(trained_cnn, digits):
     """The trained CNN with one layer per method, errors measured on data."""
-    return decompose(trained_cnn, METHODS, rank=RANKS, data=digits[0], verbose=False)
+    return decompose(trained_cnn, method=METHODS, rank=RANKS, data=digits[0], verbose=False)
 
 
 def test_layers_are_replaced_and_the_rest_copied(trained_cnn, decomposed):
@@ -126,7 +126,7 @@ def test_save_load_fine_tune_and_int8_export(decomposed, digits, tmp_path):
 
 
 def test_keras_int8_quantization_of_the_low_rank_dense(trained_cnn, digits):
-    new_model, _ = decompose(trained_cnn, "svd", rank=16, layers=["dense"], verbose=False)
+    new_model, _ = decompose(trained_cnn, method="svd", rank=16, filters=["dense"], verbose=False)
     x_test = digits[2]
     float_top1 = new_model.predict(x_test, verbose=0).argmax(1)
     new_model.quantize("int8", filters=lambda layer: isinstance(layer, keras.layers.Dense))
@@ -137,7 +137,7 @@ def test_keras_int8_quantization_of_the_low_rank_dense(trained_cnn, digits):
 
 @pytest.mark.parametrize("method", ["cp", "tucker2"])
 def test_target_macs_ratio(trained_cnn, method):
-    new_model, report = decompose(trained_cnn, method, target_macs_ratio=0.5, verbose=False)
+    new_model, report = decompose(trained_cnn, method=method, target_macs_ratio=0.5, verbose=False)
     ratio = profile(new_model).macs / profile(trained_cnn).macs
     assert report.macs_ratio == pytest.approx(ratio)
     # At most the target, and not far below it: the largest ranks that fit.
@@ -149,7 +149,7 @@ def test_target_macs_ratio(trained_cnn, method):
 def test_unreachable_target_is_an_error(trained_cnn):
     # The Dense layers are under 10% of the MACs: SVD cannot halve them.
     with pytest.raises(ValueError, match=r"`target_macs_ratio` 0.5 is not reachable: .* keeps 0\.9"):
-        decompose(trained_cnn, "svd", target_macs_ratio=0.5, verbose=False)
+        decompose(trained_cnn, method="svd", target_macs_ratio=0.5, verbose=False)
 
 
 def test_input_model_is_never_modified(trained_cnn, digits):
@@ -157,7 +157,7 @@ def test_input_model_is_never_modified(trained_cnn, digits):
     weights = [w.copy() for w in trained_cnn.get_weights()]
     outputs = trained_cnn.predict(x, verbose=0)
     layers = [(layer.name, type(layer)) for layer in trained_cnn.layers]
-    new_model, _ = decompose(trained_cnn, "tucker2", rank=4, data=x, verbose=False)
+    new_model, _ = decompose(trained_cnn, method="tucker2", rank=4, data=x, verbose=False)
     # No variable is shared: overwriting the new model's leaves the old.
     for variable in new_model.weights:
         variable.assign(np.zeros(variable.shape))
@@ -169,7 +169,7 @@ def test_input_model_is_never_modified(trained_cnn, digits):
 
 def test_layers_that_would_not_save_macs_are_skipped_and_reported(trained_cnn):
     # logits is 64 -> 10: rank 9 costs (64 + 10) * 9 = 666 > 640 MACs.
-    new_model, report = decompose(trained_cnn, "svd", rank=9, verbose=False)
+    new_model, report = decompose(trained_cnn, method="svd", rank=9, verbose=False)
     assert [row.name for row in report.layers] == ["dense"]
     (skipped,) = report.skipped
     assert skipped.name == "logits"
@@ -180,14 +180,20 @@ def test_layers_that_would_not_save_macs_are_skipped_and_reported(trained_cnn):
 
 def test_rank_above_a_layers_full_rank_skips_it_unless_named(trained_cnn):
     # logits has full rank 10; dense (128 -> 64) has 64.
-    _, report = decompose(trained_cnn, "svd", rank=12, verbose=False)
+    _, report = decompose(trained_cnn, method="svd", rank=12, verbose=False)
     assert [row.name for row in report.layers] == ["dense"]
     assert report.skipped[0].reason == "rank 12 exceeds the full rank 10"
+    # Chosen by a filter, the layer is skipped too.
+    _, report = decompose(trained_cnn, method="svd", rank=12, filters="logits", verbose=False)
+    assert report.layers == []
+    assert [(row.name, row.reason) for row in report.skipped] == [("logits", "rank 12 exceeds the full rank 10")]
+    # Named in a `rank` dict, it raises.
     with pytest.raises(
         ValueError,
-        match=r"`rank` of layer 'logits' must be at most its full rank 10 for 'svd'. Received: rank=12",
+        match=r"`rank\['logits'\]` of layer 'logits' must be at most its full rank 10 for 'svd'. "
+        r"Received: rank\['logits'\]=12",
     ):
-        decompose(trained_cnn, "svd", rank=12, layers=["logits"], verbose=False)
+        decompose(trained_cnn, method="svd", rank={"logits": 12}, verbose=False)
 
 
 def test_grouped_and_dilated_convs(digits):
@@ -198,16 +204,23 @@ def test_grouped_and_dilated_convs(digits):
             keras.layers.Conv2D(16, 3, dilation_rate=2, name="dilated"),
         ]
     )
-    _, report = decompose(model, "cp", rank=2, verbose=False)
+    _, report = decompose(model, method="cp", rank=2, verbose=False)
     assert report.layers == []
     assert [(row.name, row.reason.split(" (")[0]) for row in report.skipped] == [
         ("grouped", "grouped convolution"),
         ("dilated", "dilated convolution"),
     ]
+    # Named in a dict, a layer the method cannot handle raises.
     with pytest.raises(ValueError, match=r"Layer 'grouped' cannot be decomposed with 'cp': grouped convolution \(groups=4\)"):
-        decompose(model, "cp", rank=2, layers=["grouped"], verbose=False)
+        decompose(model, method={"grouped": "cp"}, rank=2, verbose=False)
     with pytest.raises(ValueError, match=r"Layer 'dilated' cannot be decomposed with 'tucker2': dilated convolution"):
-        decompose(model, "tucker2", rank=2, layers=["dilated"], verbose=False)
+        decompose(model, method="tucker2", rank={"dilated": 2}, verbose=False)
+    # A string filter that selects no layer the method can handle raises.
+    with pytest.raises(
+        ValueError,
+        match=r"`filters` matched no layer that method 'cp' can handle: 'grouped'. Such layers: none",
+    ):
+        decompose(model, method="cp", rank=2, filters=["grouped"], verbose=False)
 
 
 @pytest.mark.parametrize(
@@ -216,21 +229,31 @@ def test_grouped_and_dilated_convs(digits):
         ({"rank": 0}, r"`rank` must be an integer >= 1. Received: rank=0"),
         ({"rank": -3}, r"`rank` must be an integer >= 1. Received: rank=-3"),
         ({"rank": 1.5}, r"`rank` must be a fraction of energy to keep, a float in \(0, 1\]. Received: rank=1.5"),
-        ({"rank": 65, "layers": ["dense"]}, r"`rank` of layer 'dense' must be at most its full rank 64"),
+        ({"rank": {"dense": 65}}, r"`rank\['dense'\]` of layer 'dense' must be at most its full rank 64"),
         ({"rank": {"dense": 0}}, r"`rank\['dense'\]` must be an integer >= 1. Received: rank\['dense'\]=0"),
-        ({"rank": 4, "layers": ["nope"]}, r"Model 'cnn' has no layer named 'nope' .* can decompose: \['dense', 'logits'\]"),
+        ({"rank": 4, "method": {"nope": "svd"}}, r"Model 'cnn' has no layer named 'nope' .* can decompose: \['dense', 'logits'\]"),
+        (
+            {"rank": 4, "filters": ["dense", "nope"]},
+            r"`filters` matched no layer that method 'svd' can handle: 'nope'. Such layers: 'dense', 'logits'",
+        ),
         ({"rank": {"nope": 4}}, r"Model 'cnn' has no layer named 'nope'"),
-        ({"rank": 4, "layers": ["conv1"]}, r"Method 'svd' decomposes Dense layers; layer 'conv1' is a Conv2D"),
-        ({"rank": 4, "layers": "dense"}, r"`layers` must be a list of layer names or a callable"),
-        ({"rank": {"dense": 4}, "layers": ["dense", "logits"]}, r"A dict `rank` must give a rank for each chosen layer"),
+        ({"rank": 4, "method": {"conv1": "svd"}}, r"Method 'svd' decomposes Dense layers; layer 'conv1' is a Conv2D"),
+        ({"rank": 4, "filters": "conv1"}, r"`filters` matched no layer that method 'svd' can handle: 'conv1'"),
+        ({"rank": 4, "filters": 3}, r"`filters` must be None, a regular expression"),
+        ({"rank": 4, "filters": "[a-"}, r"`filters` holds an invalid regular expression '\[a-'"),
+        (
+            {"rank": {"dense": 4}, "method": {"dense": "svd", "logits": "svd"}},
+            r"A dict `rank` must give a rank for each chosen layer",
+        ),
+        ({"rank": {"dense": 4}, "filters": ["dense"]}, r"A dict `rank` names its layers; do not pass `filters` too"),
         ({"rank": 4, "method": "pca"}, r"`method` must be one of 'cp', 'svd', 'tucker2'"),
         ({"rank": 4.0, "method": "cp"}, r"CP needs an integer rank. Received: rank=4.0"),
         ({"rank": (2, 3, 4), "method": "tucker2"}, r"or a pair \(r_in, r_out\) of them"),
         ({}, r"Pass exactly one of `rank` and `target_macs_ratio`"),
         ({"rank": 4, "target_macs_ratio": 0.5}, r"Pass exactly one of `rank` and `target_macs_ratio`"),
         ({"target_macs_ratio": 1.5}, r"`target_macs_ratio` must be a float in \(0, 1\)"),
-        ({"method": {"conv2": "cp"}, "rank": 4, "layers": ["conv2"]}, r"A dict `method` already chooses the layers"),
-        ({"rank": {"dense": 4}, "layers": lambda layer: True}, r"A dict `rank` names its layers"),
+        ({"method": {"conv2": "cp"}, "rank": 4, "filters": ["conv2"]}, r"A dict `method` already chooses the layers"),
+        ({"rank": {"dense": 4}, "filters": lambda layer: True}, r"A dict `rank` names its layers"),
         ({"rank": 4, "init": "hosvd"}, r"`init` must be \"svd\" or \"random\". Received: init='hosvd'"),
         ({"rank": 4, "n_iter_max": 0}, r"`n_iter_max` must be an integer >= 1. Received: n_iter_max=0"),
     ],
@@ -253,25 +276,49 @@ def test_subclassed_and_unbuilt_models_are_rejected():
     model = Subclassed()
     model(np.zeros((1, 8), "float32"))
     with pytest.raises(ValueError, match="needs a Sequential or functional model.*svd_factors.*Received: model of type Subclassed"):
-        decompose(model, "svd", rank=2)
+        decompose(model, method="svd", rank=2)
     with pytest.raises(ValueError, match="decompose needs a built model"):
-        decompose(keras.Sequential([keras.layers.Dense(4)]), "svd", rank=2)
+        decompose(keras.Sequential([keras.layers.Dense(4)]), method="svd", rank=2)
     with pytest.raises(ValueError, match="`model` must be a functional or Sequential `keras.Model`"):
-        decompose(keras.layers.Dense(4), "svd", rank=2)
+        decompose(keras.layers.Dense(4), method="svd", rank=2)
 
 
-def test_callable_layers_and_progress_lines(trained_cnn, capsys):
-    _, report = decompose(trained_cnn, "cp", rank=8, layers=lambda layer: layer.name != "conv1")
+def test_callable_filters_and_progress_lines(trained_cnn, capsys):
+    _, report = decompose(trained_cnn, method="cp", rank=8, filters=lambda layer: layer.name != "conv1")
     assert [row.name for row in report.layers] == ["conv2", "conv3"]
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["conv2", "conv3"]
     assert "cp rank 8, kernel error" in lines[0]
 
 
+def test_filters_skip_the_selected_layers_the_method_cannot_handle(trained_cnn):
+    # "conv1|dense": conv1 is a Conv2D, which SVD does not decompose.
+    new_model, report = decompose(trained_cnn, method="svd", rank=8, filters="conv1|dense", verbose=False)
+    assert [row.name for row in report.rows] == ["dense"]
+    assert [(row.name, row.reason) for row in report.skipped] == [
+        ("conv1", "method 'svd' decomposes Dense layers, not Conv2D"),
+    ]
+    assert type(new_model.get_layer("conv1")) is keras.layers.Conv2D
+    assert "Skipped conv1: method 'svd' decomposes Dense layers" in str(report)
+    # A layer class selects too.
+    _, report = decompose(trained_cnn, method="cp", rank=4, filters=keras.layers.Conv2D, verbose=False)
+    assert [row.name for row in report.rows] == ["conv1", "conv2", "conv3"]
+    assert report.skipped == []
+
+
+def test_the_new_model_is_compiled_like_the_input(trained_cnn):
+    # trained_cnn is compiled (Adam, sparse categorical cross-entropy).
+    new_model, _ = decompose(trained_cnn, method="svd", rank=8, verbose=False)
+    assert new_model.compiled and new_model.optimizer is not trained_cnn.optimizer
+    assert new_model.get_compile_config() == trained_cnn.get_compile_config()
+    uncompiled, _ = decompose(build_cnn(), method="svd", rank=8, verbose=False)
+    assert not uncompiled.compiled
+
+
 def test_untrained_copy_of_the_architecture_decomposes_too():
     # The decomposition does not rely on training: any built model works.
     model = build_cnn()
-    new_model, report = decompose(model, "cp", rank=4, layers=["conv3"], verbose=False)
+    new_model, report = decompose(model, method="cp", rank=4, filters=["conv3"], verbose=False)
     assert isinstance(new_model.get_layer("conv3"), CPConv2D)
     assert report.probe == "random normal"
 
@@ -291,7 +338,7 @@ def test_decomposed_model_prunes_like_any_other(decomposed, digits, tmp_path):
     new_model.save(path)
     model = keras.saving.load_model(path, safe_mode=True)
     compile_for_digits(model, learning_rate=1e-3)
-    callback = MagnitudePruning(ConstantSparsity(0.5, 0), layers=["conv2", "dense"])
+    callback = MagnitudePruning(ConstantSparsity(0.5, 0), filters=["conv2", "dense"])
     model.fit(x_train[:256], y_train[:256], epochs=1, batch_size=64, verbose=0, callbacks=[callback])
     assert set(callback.pruned) == {
         "conv2/input_projection", "conv2/vertical", "conv2/horizontal",
@@ -301,6 +348,6 @@ def test_decomposed_model_prunes_like_any_other(decomposed, digits, tmp_path):
         if kernel.path in callback.pruned:
             assert kernel.zeros == pruned_count(kernel.size, 0.5), kernel
 
-    pruned, report = prune_channels(model, 0.5)
+    pruned, report = prune_channels(model, sparsity=0.5)
     assert report.macs_after < report.macs_before
     assert pruned.predict(x_test[:8], verbose=0).shape == (8, 10)

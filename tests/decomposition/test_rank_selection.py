@@ -19,6 +19,8 @@ def test_one_row_per_layer_and_rank(svd_selection):
     assert svd_selection.layers == ["dense", "logits"]
     assert [row.rank for row in svd_selection.rows if row.layer == "dense"] == [1, 2, 4, 8, 16, 32, 64]
     assert [row.rank for row in svd_selection.rows if row.layer == "logits"] == [1, 2, 4, 8, 10]
+    assert [row.rank for row in svd_selection.rows_of("logits")] == [1, 2, 4, 8, 10]
+    assert svd_selection.row("dense").rank == 1
 
 
 def test_error_falls_with_rank_and_vanishes_at_full_rank(svd_selection):
@@ -50,12 +52,12 @@ def test_ranks_for_picks_the_cheapest_rank_within_the_error(svd_selection, train
         assert rank == min(fitting, key=lambda row: row.macs).rank
     assert "dense" in chosen
     # The choice plugs into decompose.
-    _, report = decompose(trained_cnn, "svd", rank=chosen, verbose=False)
+    _, report = decompose(trained_cnn, method="svd", rank=chosen, verbose=False)
     assert {row.name: row.rank for row in report.layers} == chosen
 
 
 def test_cp_grid_stops_at_the_macs_break_even(trained_cnn):
-    selection = rank_selection(trained_cnn, layers=["conv2"], method="cp", verbose=False)
+    selection = rank_selection(trained_cnn, method="cp", filters=["conv2"], verbose=False)
     rows = selection.rows
     # Powers of two; the last one is the first rank that saves no MACs.
     assert [row.rank for row in rows] == [2**i for i in range(len(rows))]
@@ -75,7 +77,7 @@ def test_tucker2_with_given_ranks(trained_cnn):
 
 
 def test_table_dict_and_plot(trained_cnn, tmp_path):
-    selection = rank_selection(trained_cnn, layers=["conv2", "conv3"], method="cp", ranks=[2, 8], verbose=False)
+    selection = rank_selection(trained_cnn, method="cp", ranks=[2, 8], filters=["conv2", "conv3"], verbose=False)
     text = selection.table()
     assert text == str(selection)
     for expected in ("Layer", "Kernel err", "MACs ratio", "conv2", "conv3"):
@@ -83,6 +85,7 @@ def test_table_dict_and_plot(trained_cnn, tmp_path):
     assert len(text.splitlines()) == 1 + 3 + 4 + 1 + 1  # title, header rules, rows, rule, probe
     data = json.loads(json.dumps(selection.to_dict()))
     assert [row["rank"] for row in data["rows"]] == [2, 8, 2, 8]
+    assert [row["layer"] for row in data["rows"]] == ["conv2", "conv2", "conv3", "conv3"]
     path = tmp_path / "ranks.png"
     assert selection.plot(path) == path
     with open(path, "rb") as f:
@@ -96,11 +99,13 @@ def test_bad_ranks(trained_cnn):
     with pytest.raises(ValueError, match="`ranks` must be a list of ranks"):
         rank_selection(trained_cnn, ranks=4, verbose=False)
     with pytest.raises(ValueError, match="has no layer named 'nope'"):
-        rank_selection(trained_cnn, layers=["nope"], verbose=False)
+        rank_selection(trained_cnn, ranks={"nope": [2]}, verbose=False)
+    with pytest.raises(ValueError, match="`filters` matched no layer that method 'svd' can handle: 'nope'"):
+        rank_selection(trained_cnn, filters=["nope"], verbose=False)
 
 
 def test_model_is_unchanged(trained_cnn, digits):
     x = digits[2][:16]
     outputs = trained_cnn.predict(x, verbose=0)
-    rank_selection(trained_cnn, layers=["conv3"], method="tucker2", ranks=[2], verbose=False)
+    rank_selection(trained_cnn, method="tucker2", ranks=[2], filters=["conv3"], verbose=False)
     np.testing.assert_array_equal(trained_cnn.predict(x, verbose=0), outputs)

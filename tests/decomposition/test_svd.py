@@ -58,7 +58,7 @@ def test_decomposed_model_outputs_match_the_formula_before_fine_tuning():
     model = keras.Model(inputs, outputs, name="branches")
     model.set_weights([rng.normal(size=w.shape) for w in model.get_weights()])
 
-    new_model, report = decompose(model, "svd", rank={"left": 3, "right": 5}, verbose=False)
+    new_model, report = decompose(model, method="svd", rank={"left": 3, "right": 5}, verbose=False)
 
     def truncated(name, rank):
         kernel, bias = model.get_layer(name).get_weights()
@@ -97,7 +97,7 @@ def test_energy_fraction_as_rank_in_decompose():
     kernel = kernel_with_singular_values(40, 30, [4.0, 3.0, 2.0, 1.0])
     model = keras.Sequential([keras.Input((40,)), keras.layers.Dense(30, name="dense")])
     model.get_layer("dense").set_weights([kernel, np.zeros(30)])
-    _, report = decompose(model, "svd", rank=0.9, verbose=False)
+    _, report = decompose(model, method="svd", rank=0.9, verbose=False)
     (row,) = report.layers
     assert row.rank == 3
     # What is left is the energy of the smallest singular value, 1 of 30.

@@ -43,7 +43,7 @@ model = keras.Sequential([
     keras.layers.Dense(32, activation="relu", name="hidden"),
     keras.layers.Dense(4, name="logits"),
 ])
-new_model, report = decompose(model, "svd", rank=2, layers=["hidden"],
+new_model, report = decompose(model, method="svd", rank=2, filters=["hidden"],
                               verbose=False)
 result["svd_layer"] = type(new_model.get_layer("hidden")).__name__
 
@@ -62,7 +62,7 @@ conv = keras.Sequential([
     keras.layers.Conv2D(6, 3, name="conv"),
 ])
 try:
-    decompose(conv, "cp", rank=2, verbose=False)
+    decompose(conv, method="cp", rank=2, verbose=False)
     result["decompose_cp"] = None
 except ImportError as error:
     result["decompose_cp"] = str(error)

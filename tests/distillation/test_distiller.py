@@ -375,7 +375,7 @@ def test_quantized_student_distills_and_exports_to_int8(digits, teacher,
     x, y, x_test, y_test = digits
     keras.utils.set_random_seed(2)
     student = mlp(32, "student")
-    qat_student, report = quantize_model(student, calibration_data=x[:256])
+    qat_student, report = quantize_model(student, data=x[:256])
     assert report.quantized == ("hidden", "logits")
     distiller = make_distiller(teacher, qat_student, student_loss_weight=0.3)
     teacher_weights = arrays(teacher)

@@ -103,7 +103,7 @@ def test_magnitude_pruning_sparsifies_its_kernel(data):
     x, y, _, _ = data
     model = _model()
     pruning = tfcompress.callbacks.MagnitudePruning(
-        tfcompress.pruning.ConstantSparsity(0.75, begin_step=0), layers=["mine"]
+        tfcompress.pruning.ConstantSparsity(0.75, begin_step=0), filters=["mine"]
     )
     model.fit(x, y, epochs=1, batch_size=64, verbose=0, callbacks=[pruning])
     report = tfcompress.pruning.sparsity_report(model)
@@ -143,7 +143,7 @@ def test_qat_rounds_its_kernel_and_exports_int8_with_parity(
 ):
     x, y, x_test, _ = data
     qat_model, report = tfcompress.quantization.quantize_model(
-        trained, calibration_data=x[:256]
+        trained, data=x[:256]
     )
     assert report.quantized == ("mine", "logits")
     assert report.float_layers == ()
@@ -194,7 +194,7 @@ def test_decompose_factorizes_it_with_svd(trained, data):
         trained,
         method="svd",
         rank=8,
-        layers=["mine"],
+        filters=["mine"],
         data=x_test,
         verbose=False,
     )

@@ -265,7 +265,7 @@ def images():
 def test_sparsity_zero_gives_the_same_model(build, images):
     model, _ = build()
     randomize_batch_norms(model)
-    pruned, report = prune_channels(model, 0.0)
+    pruned, report = prune_channels(model, sparsity=0.0)
     assert pruned is not model
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(pruned(images, training=False)),
@@ -309,7 +309,7 @@ def test_pruned_model_equals_original_without_removed_channels(
     model, edits = build()
     randomize_batch_norms(model)
     before = snapshot(model)
-    pruned, report = prune_channels(model, sparsity)
+    pruned, report = prune_channels(model, sparsity=sparsity)
     assert_unchanged(model, before)
     assert any(row.status == "pruned" for row in report.rows)
     reference = zeroed_copy(model, edits(report))
@@ -325,7 +325,7 @@ def test_pruned_model_equals_original_without_removed_channels(
 def test_kept_filters_are_the_largest_l1_norms_and_weights_are_slices():
     model, _ = conv_chain()
     randomize_batch_norms(model)
-    pruned, report = prune_channels(model, 0.5)
+    pruned, report = prune_channels(model, sparsity=0.5)
 
     c1, c2 = model.get_layer("c1"), model.get_layer("c2")
     kernel1 = keras.ops.convert_to_numpy(c1.kernel)
@@ -366,9 +366,9 @@ def test_l2_ranks_by_euclidean_norm():
     model, _ = conv_chain()
     _, report = prune_channels(
         model,
-        0.75,
+        sparsity=0.75,
         importance="l2",
-        layers=lambda layer: layer.name == "c1",
+        filters=lambda layer: layer.name == "c1",
     )
     kernel = model.get_layer("c1").kernel.numpy()
     norms = np.sqrt(np.square(kernel).sum(axis=(0, 1, 2)))
@@ -388,7 +388,7 @@ def test_bn_gamma_keeps_the_largest_absolute_gammas():
     )
     model.get_layer("bn1").gamma.assign(gamma)
     pruned, report = prune_channels(
-        model, {"c1": 0.5}, importance="bn_gamma"
+        model, sparsity={"c1": 0.5}, importance="bn_gamma"
     )
     # |gamma| ranks 14, 1, 3, 7, 5, 11, 10, 15 first.
     assert report.row("c1").kept_indices == (1, 3, 5, 7, 10, 11, 14, 15)
@@ -401,7 +401,7 @@ def test_bn_gamma_keeps_the_largest_absolute_gammas():
 def test_bn_gamma_without_batch_norm_names_the_layer():
     model, _ = flatten_dense()
     with pytest.raises(ValueError, match="no BatchNormalization.*'c'"):
-        prune_channels(model, 0.5, importance="bn_gamma")
+        prune_channels(model, sparsity=0.5, importance="bn_gamma")
 
 
 def test_taylor_scores_match_a_direct_computation(digits):
@@ -413,7 +413,7 @@ def test_taylor_scores_match_a_direct_computation(digits):
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
     before = snapshot(model)
     _, report = prune_channels(
-        model, 0.5, importance="taylor", data=dataset, layers=["c1"]
+        model, sparsity=0.5, importance="taylor", data=dataset, filters=["c1"]
     )
     assert_unchanged(model, before)
 
@@ -438,28 +438,28 @@ def test_taylor_needs_data_and_a_compiled_loss(digits):
     x_train, y_train, _, _ = digits
     model, _ = conv_chain()
     with pytest.raises(ValueError, match="needs examples: pass data="):
-        prune_channels(model, 0.5, importance="taylor")
+        prune_channels(model, sparsity=0.5, importance="taylor")
     with pytest.raises(ValueError, match="compile the model first"):
         prune_channels(
-            model, 0.5, importance="taylor", data=(x_train, y_train)
+            model, sparsity=0.5, importance="taylor", data=(x_train, y_train)
         )
     model.compile("adam", "sparse_categorical_crossentropy")
     pruned, _ = prune_channels(
-        model, 0.5, importance="taylor", data=(x_train[:100], y_train[:100])
+        model, sparsity=0.5, importance="taylor", data=(x_train[:100], y_train[:100])
     )
     assert pruned.get_layer("c1").filters == 8
 
 
 def test_min_channels_and_round_to():
     model, _ = conv_chain()
-    _, report = prune_channels(model, 0.9, min_channels=6)
+    _, report = prune_channels(model, sparsity=0.9, min_channels=6)
     assert report.row("c1").channels_after == 6  # not 16 - 14 = 2
     assert report.row("c2").channels_after == 6
-    _, report = prune_channels(model, 0.6, round_to=4)
+    _, report = prune_channels(model, sparsity=0.6, round_to=4)
     # 16 - 9 = 7 -> 8; 8 - 4 = 4 -> 4.
     assert report.row("c1").channels_after == 8
     assert report.row("c2").channels_after == 4
-    _, report = prune_channels(model, 0.3, round_to=16)
+    _, report = prune_channels(model, sparsity=0.3, round_to=16)
     assert report.row("c2").channels_after == 8  # never above 8
     assert report.row("c2").status == "unchanged"
 
@@ -473,9 +473,9 @@ def test_mobilenet_macs_training_saving_and_int8_export(digits, tmp_path):
         metrics=["accuracy"],
     )
     # MACs and parameters depend only on the channel counts: exact.
-    _, quarter = prune_channels(model, 0.25)
+    _, quarter = prune_channels(model, sparsity=0.25)
     assert (quarter.macs_before, quarter.macs_after) == (460608, 274800)
-    pruned, half = prune_channels(model, 0.5)
+    pruned, half = prune_channels(model, sparsity=0.5)
     assert half.macs_after == 136096  # 29.5% of the MACs
     assert (half.params_before, half.params_after) == (19050, 6138)
     block1 = pruned.get_layer("block1")
@@ -518,7 +518,7 @@ def test_mobilenet_macs_training_saving_and_int8_export(digits, tmp_path):
 def test_expansion_is_rebuilt_from_kept_channels(images):
     model = small_mobilenet_v2(INPUT_SHAPE, 10)
     pruned, report = prune_channels(
-        model, {"block1/expand": 0.3, "block2/project": 0.5}
+        model, sparsity={"block1/expand": 0.3, "block2/project": 0.5}
     )
     # 64 - floor(0.3 * 64) = 45 hidden channels for 16 inputs.
     block1 = pruned.get_layer("block1")
@@ -537,7 +537,7 @@ def test_expansion_is_rebuilt_from_kept_channels(images):
 def test_as_many_hidden_as_input_channels_keeps_the_expansion(images):
     model, edits = mobilenet()
     randomize_batch_norms(model)
-    pruned, report = prune_channels(model, {"block1/expand": 0.75})
+    pruned, report = prune_channels(model, sparsity={"block1/expand": 0.75})
     block1 = pruned.get_layer("block1")
     # 16 hidden channels for 16 inputs: an expansion of exactly 1 would drop
     # the expansion convolution.
@@ -559,7 +559,7 @@ def test_inverted_residual_never_gains_a_residual_add():
     model = keras.Model(inputs, keras.layers.Dense(10, name="out")(x))
     # 12 outputs for 12 inputs would make the rebuilt block add its input.
     pruned, report = prune_channels(
-        model, {"stem": 0.25, "block/project": 0.5}
+        model, sparsity={"stem": 0.25, "block/project": 0.5}
     )
     row = report.row("block/project")
     assert row.status == "left alone"
@@ -579,7 +579,7 @@ def test_channel_groups_of_mobilenet():
         ("block2/project", "block3/project"),
         ("block3/expand",),
     ]
-    assert prunable_channel_groups(model, layers="expand") == [
+    assert prunable_channel_groups(model, filters="expand") == [
         ("block1/expand",),
         ("block2/expand",),
         ("block3/expand",),
@@ -593,7 +593,7 @@ def test_residual_add_with_the_model_input_is_left_alone(images):
     x = keras.layers.Conv2D(6, 3, name="c1")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
-    pruned, report = prune_channels(model, 0.5)
+    pruned, report = prune_channels(model, sparsity=0.5)
     row = report.row("c0")
     assert row.status == "left alone"
     assert "tied by skip" in row.reason and "model input" in row.reason
@@ -646,7 +646,7 @@ def nested_model_barrier():
 )
 def test_barriers_are_left_alone_and_reported(build, barrier, reason, images):
     model = build()
-    pruned, report = prune_channels(model, 0.5)
+    pruned, report = prune_channels(model, sparsity=0.5)
     row = report.row("c1")
     assert row.status == "left alone"
     assert row.channels_after == 8
@@ -669,7 +669,7 @@ def test_barriers_are_left_alone_and_reported(build, barrier, reason, images):
 def test_compiled_model_gives_a_compiled_model_when_it_can():
     model, _ = conv_chain()
     model.compile(keras.optimizers.SGD(0.05), "mse", metrics=["mae"])
-    pruned, _ = prune_channels(model, 0.5)
+    pruned, _ = prune_channels(model, sparsity=0.5)
     assert pruned.compiled and pruned.optimizer is not model.optimizer
     assert pruned.optimizer.learning_rate.numpy() == pytest.approx(0.05)
 
@@ -678,7 +678,7 @@ def test_compiled_model_gives_a_compiled_model_when_it_can():
 
     model.compile("adam", unregistered_loss)
     with pytest.warns(UserWarning, match="Compile it before training"):
-        pruned, _ = prune_channels(model, 0.5)
+        pruned, _ = prune_channels(model, sparsity=0.5)
     assert not pruned.compiled
 
 
@@ -691,9 +691,9 @@ def test_sequential_built_without_input():
         ]
     )
     with pytest.raises(ValueError, match="needs a built model"):
-        prune_channels(model, 0.5)
+        prune_channels(model, sparsity=0.5)
     model.build((None, *INPUT_SHAPE))
-    pruned, _ = prune_channels(model, 0.5)
+    pruned, _ = prune_channels(model, sparsity=0.5)
     assert pruned.get_layer("c").filters == 4
     assert tuple(pruned.output_shape) == (None, 3)
 
@@ -712,7 +712,7 @@ def test_subclassed_model_is_rejected():
     with pytest.raises(
         ValueError, match="needs a Sequential or functional model"
     ):
-        prune_channels(model, 0.5)
+        prune_channels(model, sparsity=0.5)
 
 
 @pytest.mark.parametrize(
@@ -729,9 +729,14 @@ def test_subclassed_model_is_rejected():
         ({"min_channels": 0}, r"`min_channels` must be an integer >= 1"),
         ({"round_to": 2.5}, r"`round_to` must be an integer >= 1"),
         ({"data": (np.zeros(2), np.zeros(2))}, r"only used by .*taylor"),
-        ({"layers": ["c1", "bn1"]}, r"without prunable channels: 'bn1'"),
-        ({"layers": 3}, r"`layers` must be None, a list"),
-        ({"layers": "("}, r"regular expression"),
+        (
+            {"filters": ["c1", "bn1"]},
+            r"`filters` matched no layer that prune_channels can handle: "
+            r"'bn1'. Such layers: 'c1', 'c2', 'out'",
+        ),
+        ({"filters": 3}, r"`filters` must be None, a regular expression"),
+        ({"filters": "("}, r"invalid regular expression '\('"),
+        ({"filters": []}, r"`filters` is an empty list"),
     ],
 )
 def test_invalid_arguments_are_explained(kwargs, message):
@@ -743,7 +748,7 @@ def test_invalid_arguments_are_explained(kwargs, message):
 
 def test_report_renders_and_serializes():
     model, _ = residual_add()
-    _, report = prune_channels(model, 0.5)
+    _, report = prune_channels(model, sparsity=0.5)
     text = str(report)
     for name in ("c0", "c1", "c2", "out"):
         assert name in text

@@ -43,7 +43,10 @@ def accuracy(model, x, y):
 def test_accuracy_and_macs_per_layer_and_sparsity(trained, digits, capsys):
     _, _, x_test, y_test = digits
     report = sensitivity_analysis(
-        trained, x_test, y_test, sparsities=(0.0, 0.5, 0.75), batch_size=100
+        trained,
+        data=(x_test, y_test),
+        sparsities=(0.0, 0.5, 0.75),
+        batch_size=100,
     )
     baseline = accuracy(trained, x_test, y_test)
     assert report.baseline_accuracy == pytest.approx(baseline)
@@ -59,7 +62,7 @@ def test_accuracy_and_macs_per_layer_and_sparsity(trained, digits, capsys):
     assert report.row("c1").channels_after == (16, 8, 4)
 
     # A value of the table is what pruning that layer alone gives.
-    pruned, pruning_report = prune_channels(trained, {"c2": 0.5})
+    pruned, pruning_report = prune_channels(trained, sparsity={"c2": 0.5})
     assert report.row("c2").accuracies[1] == pytest.approx(
         accuracy(pruned, x_test, y_test)
     )
@@ -75,10 +78,9 @@ def test_table_dict_and_plot(trained, digits, tmp_path):
     one_hot = np.eye(10)[y_test]
     report = sensitivity_analysis(
         trained,
-        x_test,
-        one_hot,
+        data=(x_test, one_hot),
         sparsities=(0.25, 0.5),
-        layers=["c2"],
+        filters=["c2"],
         verbose=False,
     )
     lines = report.table().splitlines()
@@ -107,10 +109,9 @@ def test_mobilenet_groups_are_rows(digits):
     model = small_mobilenet_v2((8, 8, 1), 10)
     report = sensitivity_analysis(
         model,
-        x_test[:50],
-        y_test[:50],
+        data=(x_test[:50], y_test[:50]),
         sparsities=(0.5,),
-        layers="block1",
+        filters="block1",
         verbose=False,
     )
     # block1's output is tied to its input ("separable") by the residual.
@@ -130,12 +131,32 @@ def test_mobilenet_groups_are_rows(digits):
         ({"sparsities": (0.5, 1.0)}, r"Received: sparsities=\(0.5, 1.0\)"),
         ({"sparsities": 0.5}, r"`sparsities` must be"),
         ({"batch_size": 0}, r"`batch_size` must be an integer >= 1"),
-        ({"y": np.zeros(3)}, r"same, non-zero number of examples"),
+        ({"data": (np.zeros((4, 8, 8, 1)), np.zeros(3))}, r"same, non-zero number of examples"),
+        ({"data": np.zeros((4, 8, 8, 1))}, r"`data` must be a tuple \(x, y\) of arrays or a tf.data.Dataset"),
+        ({"filters": "nope"}, r"`filters` matched no layer that prune_channels can handle: 'nope'"),
         ({"importance": "l0"}, r"`importance` must be one of"),
     ],
 )
 def test_invalid_arguments_are_explained(trained, digits, kwargs, message):
     _, _, x_test, y_test = digits
-    kwargs = {"x": x_test, "y": y_test, "verbose": False, **kwargs}
+    kwargs = {"data": (x_test, y_test), "verbose": False, **kwargs}
     with pytest.raises(ValueError, match=message):
         sensitivity_analysis(trained, **kwargs)
+
+
+def test_a_dataset_of_batches_gives_the_same_results(trained, digits):
+    import tensorflow as tf
+
+    _, _, x_test, y_test = digits
+    arrays = sensitivity_analysis(
+        trained, data=(x_test, y_test), sparsities=(0.5,), verbose=False
+    )
+    dataset = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(64)
+    batches = sensitivity_analysis(
+        trained, data=dataset, sparsities=(0.5,), verbose=False
+    )
+    assert batches.baseline_accuracy == pytest.approx(arrays.baseline_accuracy)
+    for row, expected in zip(batches.rows, arrays.rows):
+        assert row.name == expected.name
+        assert row.accuracies == pytest.approx(expected.accuracies)
+        assert row.macs == expected.macs

@@ -51,6 +51,15 @@ def test_report_lists_every_kernel_and_quantizer(trained_mobilenet):
     # 2 residual adds, pooling, logits.
     assert len(quantizers) == report.output_quantizers == 1 + 1 + 2 + 9 + 2 + 2
     assert "block1/expand" in report.table()
+    # One row per layer with a kernel, in graph order.
+    assert tuple(row.name for row in report.rows) == report.quantized
+    assert {row.status for row in report.rows} == {"int8"}
+    assert report.row("block1/expand").layer_type == "Conv2D"
+    as_dict = report.to_dict()
+    assert as_dict["quantized"] == list(report.quantized)
+    assert as_dict["rows"][0] == {
+        "name": "stem", "layer_type": "Conv2D", "status": "int8", "reason": ""
+    }
 
 
 def test_rewrite_computes_the_same_function_with_rounding_off(
@@ -77,7 +86,7 @@ def test_rewrite_computes_the_same_function_with_rounding_off(
 
 def test_calibrated_ranges_are_the_tensors_ranges(trained_mobilenet, digits):
     x = digits[0][:256]
-    qat, _ = quantize_model(trained_mobilenet, calibration_data=x)
+    qat, _ = quantize_model(trained_mobilenet, data=x)
     input_quantizer = qat.get_layer("image_quant")
     assert float(input_quantizer.range_min.numpy()) == pytest.approx(
         float(x.min())
@@ -99,7 +108,7 @@ def test_calibrated_ranges_are_the_tensors_ranges(trained_mobilenet, digits):
 
 def test_qat_exports_fully_int8_with_parity(trained_mobilenet, digits, tmp_path):
     x, y, x_test, y_test = digits
-    qat, _ = quantize_model(trained_mobilenet, calibration_data=x[:256])
+    qat, _ = quantize_model(trained_mobilenet, data=x[:256])
     qat.compile(keras.optimizers.Adam(1e-4), LOSS, metrics=["accuracy"])
     qat.fit(x, y, epochs=1, batch_size=64, verbose=0)
     path = export_qat(qat, tmp_path / "qat.tflite")
@@ -145,7 +154,7 @@ def test_every_tfcompress_layer_is_quantized_and_converts(tmp_path):
     x = np.random.default_rng(0).uniform(0, 1, (128, 8, 8, 4)).astype(
         "float32"
     )
-    qat, report = quantize_model(model, calibration_data=x, strict=True)
+    qat, report = quantize_model(model, data=x, strict=True)
     assert report.float_layers == ()
     assert report.quantized == (
         "separable/depthwise",
@@ -184,7 +193,7 @@ def test_nested_models_are_inlined(digits, tmp_path):
     inputs = keras.Input((8, 8, 1))
     outputs = keras.layers.Dense(10, name="head")(inner(inputs))
     model = keras.Model(inputs, outputs)
-    qat, report = quantize_model(model, calibration_data=digits[0][:128])
+    qat, report = quantize_model(model, data=digits[0][:128])
     assert report.quantized == ("features/conv", "head")
     path = export_qat(qat, tmp_path / "nested.tflite")
     assert float_ops(path) == []
@@ -200,7 +209,7 @@ def test_a_softmax_output_gets_its_own_activation_op(digits, tmp_path):
             keras.layers.Dense(10, activation="softmax", name="probs"),
         ]
     )
-    qat, _ = quantize_model(model, calibration_data=digits[0][:128])
+    qat, _ = quantize_model(model, data=digits[0][:128])
     assert {"probs_preact_quant", "probs_activation", "probs_quant"} <= {
         layer.name for layer in qat.layers
     }
@@ -222,6 +231,76 @@ def test_layer_without_int8_rewrite_stays_float_or_raises_when_strict(digits):
     assert "float  norm" in report.table()
     with pytest.raises(ValueError, match="cannot quantize layer 'norm'"):
         quantize_model(model, strict=True)
+
+
+def test_filters_quantize_a_subset_that_still_exports_all_int8(
+    trained_mobilenet, digits, tmp_path
+):
+    x, _, x_test, _ = digits
+    qat, report = quantize_model(trained_mobilenet, filters="block", data=x[:256])
+    assert report.quantized == tuple(
+        f"block{b}/{k}" for b in (1, 2, 3) for k in ("expand", "depthwise", "project")
+    )
+    assert report.float_layers == tuple(
+        (path, "not selected by filters")
+        for path in ("stem", "separable/depthwise", "separable/pointwise", "logits")
+    )
+    assert [row.name for row in report.rows][:4] == [
+        "stem", "separable/depthwise", "separable/pointwise", "block1/expand"
+    ]
+    assert "float  stem (Conv2D)" in report.table()
+    # Unselected layers keep their float layer (no rounding in training).
+    assert type(qat.get_layer("stem")) is keras.layers.Conv2D
+    assert type(qat.get_layer("block1_expand")).__name__ == "QuantizedConv2D"
+    # The converter's QAT path stores their kernels in int8 all the same.
+    export = to_tflite(qat, tmp_path / "subset.tflite", quantization="int8")
+    assert float_ops(export.path) == []
+    assert verify(qat, export.path, x_test).top1_agreement >= 0.97
+
+
+def test_filters_by_callable_class_and_path(trained_mobilenet):
+    _, report = quantize_model(trained_mobilenet, filters=lambda layer: layer.name == "logits")
+    assert report.quantized == ("logits",)
+    _, report = quantize_model(trained_mobilenet, filters=keras.layers.DepthwiseConv2D)
+    assert report.quantized == tuple(
+        ["separable/depthwise"] + [f"block{b}/depthwise" for b in (1, 2, 3)]
+    )
+    # A path: the one layer of one block.
+    _, report = quantize_model(trained_mobilenet, filters=["block2/project", "^stem$"])
+    assert report.quantized == ("stem", "block2/project")
+
+
+def test_unselected_layers_never_raise_when_strict(digits):
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.LayerNormalization(name="norm")(x)
+    outputs = keras.layers.Dense(3, name="head")(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    _, report = quantize_model(model, filters=["conv", "head"], strict=True)
+    assert report.quantized == ("conv", "head")
+    assert report.float_layers == (("norm", "not selected by filters"),)
+
+
+def test_the_qat_model_is_compiled_like_the_input(trained_mobilenet):
+    qat, _ = quantize_model(trained_mobilenet)
+    assert qat.compiled and qat.optimizer is not trained_mobilenet.optimizer
+    assert qat.get_compile_config() == trained_mobilenet.get_compile_config()
+    uncompiled, _ = quantize_model(tfcompress.models.small_mobilenet_v2((8, 8, 1), 10))
+    assert not uncompiled.compiled
+
+
+@pytest.mark.parametrize(
+    "filters, message",
+    [
+        ("nope", r"`filters` matched no layer that quantize_model can handle: 'nope'. Such layers: 'stem', "),
+        (["stem", "pool"], r"matched no layer that quantize_model can handle: 'pool'"),
+        (3, r"`filters` must be None, a regular expression"),
+        ("(", r"invalid regular expression"),
+    ],
+)
+def test_bad_filters_raise_clear_errors(trained_mobilenet, filters, message):
+    with pytest.raises(ValueError, match=message):
+        quantize_model(trained_mobilenet, filters=filters)
 
 
 class _Subclassed(keras.Model):
@@ -267,7 +346,7 @@ def test_to_tflite_exports_a_qat_model_without_calibration_data(
     trained_mobilenet, digits, tmp_path
 ):
     x, _, x_test, _ = digits
-    qat, _ = quantize_model(trained_mobilenet, calibration_data=x[:256])
+    qat, _ = quantize_model(trained_mobilenet, data=x[:256])
     export = to_tflite(qat, tmp_path / "qat.tflite", quantization="int8")
     assert float_ops(export.path) == []
     assert verify(qat, export.path, x_test).top1_agreement >= 0.99

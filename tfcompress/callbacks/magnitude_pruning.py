@@ -6,15 +6,12 @@ import numbers
 import keras
 import numpy as np
 
-# Loss gradients for the "taylor" importance need a tape; tfcompress runs
-# on Keras's TensorFlow backend (the one TFLite export needs).
-import tensorflow as tf
-
+from tfcompress.graph.filters import LayerFilter
 from tfcompress.pruning import masks as mask_maths
 from tfcompress.pruning.kernel_masks import KernelMask
+from tfcompress.pruning.loss_gradients import summed_loss_gradients
 from tfcompress.pruning.schedules import PruningSchedule
 from tfcompress.pruning.targets import select_weights
-from tfcompress.pruning.targets import selects
 
 LOG_MODES = ("layers", "total", None)
 
@@ -46,15 +43,27 @@ class MagnitudePruning(keras.callbacks.Callback):
     Args:
         schedule: A `PruningSchedule` (`ConstantSparsity`,
             `PolynomialDecay`) for every selected kernel, or a dict
-            `{layer name or path: PruningSchedule}` giving each layer its
-            own target; then only those layers are pruned, and a kernel
-            matched by several keys follows the longest one
-            (`"block1/expand"` over `"block1"`).
-        layers: Which layers to prune when `schedule` is a single schedule:
-            `None` (every Dense, EinsumDense and convolution kernel), or a
-            list of layer names or paths (`"block1/expand"`; a composite
-            layer's name selects all kernels inside it), layer classes, or
-            predicates `fn(layer) -> bool`.
+            `{filter: PruningSchedule}` giving layers their own target,
+            each key a filter as in `filters` (a regular expression, a
+            layer class, a callable, or a tuple of them); then only the
+            kernels some key selects are pruned, and a kernel selected by
+            several keys follows the most specific one: a key matching the
+            kernel's own layer over one matching a layer containing it
+            (`"expand"` or `"block1/expand"` over `"block1"`), a regular
+            expression over a class over a callable, then the longer match
+            (see `tfcompress.graph.LayerFilter.specificity`).
+        filters: Which kernels to prune when `schedule` is a single
+            schedule, as Keras's `Model.quantize(filters=...)` chooses
+            layers: `None` (every Dense, EinsumDense and convolution
+            kernel, at any depth), a regular expression searched in the
+            name of the layer owning the kernel and in the kernel's path
+            (`"block1/expand"`; `"block1"` selects every kernel inside a
+            composite layer `block1`; a kernel not called `kernel` has its
+            attribute at the end of its path, e.g.
+            `"sep/pointwise_kernel"`), a layer class (its instances and the
+            kernels inside one), a callable `fn(layer) -> bool`, or a list
+            of them. A string or class that selects no prunable kernel is
+            an error.
         min_weights: Skip kernels with fewer entries than this (small
             layers save little and are often the most sensitive). Defaults
             to `0`, pruning every selected kernel as tfmot does.
@@ -98,7 +107,7 @@ class MagnitudePruning(keras.callbacks.Callback):
     def __init__(
         self,
         schedule,
-        layers=None,
+        filters=None,
         min_weights=0,
         importance="magnitude",
         importance_data=None,
@@ -111,23 +120,21 @@ class MagnitudePruning(keras.callbacks.Callback):
         if isinstance(schedule, dict):
             if not schedule:
                 raise ValueError(
-                    "`schedule` is an empty dict: map layer names to "
+                    "`schedule` is an empty dict: map filters to "
                     "schedules, e.g. {'dense_1': ConstantSparsity(0.8, 0)}."
                 )
-            if layers is not None:
+            if filters is not None:
                 raise ValueError(
-                    "Pass `layers` only with a single schedule: with a dict "
-                    "`schedule`, its keys already choose the layers."
+                    "Pass `filters` only with a single schedule: with a dict "
+                    "`schedule`, its keys already choose the layers. "
+                    f"Received: filters={filters!r}"
                 )
             for key, value in schedule.items():
-                if not isinstance(key, str):
-                    raise ValueError(
-                        "The keys of a dict `schedule` must be layer names "
-                        f"or paths. Received key: {key!r}"
-                    )
+                LayerFilter.get(key, f"schedule key {key!r}")
                 _check_schedule(value, f"schedule[{key!r}]")
         else:
             _check_schedule(schedule, "schedule")
+            LayerFilter.get(filters)
         if (
             isinstance(min_weights, bool)
             or not isinstance(min_weights, numbers.Integral)
@@ -171,7 +178,7 @@ class MagnitudePruning(keras.callbacks.Callback):
                 f"Received: log_sparsity={log_sparsity!r}"
             )
         self.schedule = schedule
-        self.layers = layers
+        self.filters = filters
         self.min_weights = int(min_weights)
         self.importance = importance
         self.importance_data = importance_data
@@ -193,7 +200,8 @@ class MagnitudePruning(keras.callbacks.Callback):
     def _select(self):
         if isinstance(self.schedule, dict):
             weights, skipped = select_weights(
-                _pruned_model(self.model), list(self.schedule),
+                _pruned_model(self.model),
+                _union_of_keys(self.schedule),
                 self.min_weights,
             )
             targets = [
@@ -202,7 +210,7 @@ class MagnitudePruning(keras.callbacks.Callback):
             ]
         else:
             weights, skipped = select_weights(
-                _pruned_model(self.model), self.layers, self.min_weights
+                _pruned_model(self.model), self.filters, self.min_weights
             )
             targets = [(w, self.schedule) for w in weights]
         if self.sparsity_m_by_n is not None:
@@ -320,7 +328,14 @@ class MagnitudePruning(keras.callbacks.Callback):
     def _prune(self, due, step):
         gradients = {}
         if self.importance == "taylor":
-            gradients = self._loss_gradients([w for w, _ in due])
+            weights = [w for w, _ in due]
+            sums = summed_loss_gradients(
+                self.model,
+                [w.variable for w in weights],
+                self.importance_data,
+                self.importance_batches,
+            )
+            gradients = {w.path: g for w, g in zip(weights, sums)}
         for weight, schedule in due:
             mask = self._masks[weight.path]
             gradient = gradients.get(weight.path)
@@ -341,43 +356,6 @@ class MagnitudePruning(keras.callbacks.Callback):
                 f"MagnitudePruning: step {step}, pruned {len(due)} kernels, "
                 f"mean sparsity {mean:.3f}"
             )
-
-    def _importance_batches(self):
-        data = self.importance_data
-        if isinstance(data, tuple) and len(data) == 2:
-            x, y = data
-            if isinstance(x, np.ndarray) or hasattr(x, "shape"):
-                size = 128
-                for start in range(0, len(x), size):
-                    yield x[start : start + size], y[start : start + size]
-                return
-        yield from data
-
-    def _loss_gradients(self, weights):
-        """Sums of `dL/dw` over `importance_batches` batches, per kernel."""
-        variables = [w.variable for w in weights]
-        totals = [np.zeros(v.shape) for v in variables]
-        count = 0
-        for batch in self._importance_batches():
-            if count == self.importance_batches:
-                break
-            x, y = batch[0], batch[1]
-            with tf.GradientTape() as tape:
-                y_pred = self.model(x, training=False)
-                loss = self.model.compute_loss(
-                    x=x, y=y, y_pred=y_pred, training=False
-                )
-            grads = tape.gradient(loss, variables)
-            for total, grad in zip(totals, grads):
-                if grad is not None:
-                    total += keras.ops.convert_to_numpy(grad)
-            count += 1
-        if count == 0:
-            raise ValueError(
-                "`importance_data` yielded no batch; pass (x, y) arrays or "
-                "a non-empty dataset of (x, y) batches."
-            )
-        return {w.path: t for w, t in zip(weights, totals)}
 
 
 def _check_schedule(schedule, name):
@@ -400,9 +378,25 @@ def _pruned_model(model):
     return model
 
 
+def _union_of_keys(schedule_dict):
+    """One filter selecting what any key of a dict `schedule` selects."""
+    items = []
+    for key in schedule_dict:
+        items.extend(key if isinstance(key, tuple) else [key])
+    return LayerFilter(items, "schedule")
+
+
 def _most_specific_key(schedule_dict, weight):
-    keys = [k for k in schedule_dict if selects(k, weight)]
-    return max(keys, key=len)
+    """The key of `schedule_dict` that names `weight` most specifically."""
+    found = {}
+    for key in schedule_dict:
+        value = LayerFilter.get(key).specificity(
+            weight.layer, weight.path, weight.ancestors
+        )
+        if value is not None:
+            found[key] = value
+    # `max` keeps the first of equals: the earlier key wins a tie.
+    return max(found, key=found.get)
 
 
 def _pruning_step_between(schedule, after, upto):

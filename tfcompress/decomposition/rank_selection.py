@@ -6,19 +6,23 @@ import time
 
 from tfcompress.analysis import profile
 from tfcompress.decomposition import fidelity
-from tfcompress.decomposition.decompose import choose_layers
 from tfcompress.decomposition.decompose import iteration_options
-from tfcompress.decomposition.decompose import measure
 from tfcompress.decomposition.decompose import probe_inputs
+from tfcompress.decomposition.layer_choice import choose_layers
+from tfcompress.decomposition.layer_choice import measure
 from tfcompress.decomposition.report import format_rank
-from tfcompress.decomposition.report import format_table
+from tfcompress.decomposition.report import ruled
+from tfcompress.report import Report
+from tfcompress.report import Row
+from tfcompress.report import format_table
 
 
 def rank_selection(
     model,
-    layers=None,
+    *,
     method="svd",
     ranks=None,
+    filters=None,
     data=None,
     n_iter_max=100,
     init="svd",
@@ -36,16 +40,19 @@ def rank_selection(
 
     Args:
         model: A built functional or Sequential `keras.Model`.
-        layers: Which layers, as for `decompose`: a list of names or a
-            callable. Defaults to `None`: every layer the method handles.
         method: `"svd"`, `"cp"` or `"tucker2"`, or a dict
-            `{layer_name: method}`. Defaults to `"svd"`.
+            `{layer_name: method}` (which also chooses the layers).
+            Defaults to `"svd"`.
         ranks: The ranks to try: a list applied to every layer (ranks above
             a layer's full rank are left out for that layer) or a dict
-            `{layer_name: list}`. Defaults to `None`: powers of two up to
-            the full rank (for `"cp"`, up to the first rank that saves no
-            MACs; for `"tucker2"`, equal ranks capped at each mode's full
-            rank).
+            `{layer_name: list}` (which also chooses the layers). Defaults
+            to `None`: powers of two up to the full rank (for `"cp"`, up to
+            the first rank that saves no MACs; for `"tucker2"`, equal ranks
+            capped at each mode's full rank).
+        filters: Which layers, as for `decompose`: a regular expression
+            searched in each layer's name, a list of them, a layer class or
+            a callable `fn(layer) -> bool`. Defaults to `None`: every layer
+            the method handles.
         data: Optional model inputs on which to measure output errors (the
             first 256 examples are used). Defaults to `None`: random normal
             inputs.
@@ -65,13 +72,15 @@ def rank_selection(
     ...     keras.layers.Dense(16, name="hidden"),
     ... ])
     >>> report = rank_selection(model, ranks=[2, 16], verbose=False)
+    >>> report.layers
+    ['hidden']
     >>> [(row.rank, row.macs) for row in report.rows]
     [(2, 96), (16, 768)]
     >>> report.rows[-1].kernel_error < 1e-6  # full rank: exact
     True
     """
     candidates, _ = choose_layers(
-        model, method, ranks if isinstance(ranks, dict) else None, layers
+        model, method, ranks if isinstance(ranks, dict) else None, filters
     )
     if ranks is not None and not isinstance(ranks, (dict, list, tuple)):
         raise ValueError(
@@ -106,7 +115,7 @@ def rank_selection(
             macs = candidate.macs_after(rank)
             rows.append(
                 RankSelectionRow(
-                    layer=layer.name,
+                    name=layer.name,
                     method=layer_method.name,
                     rank=rank,
                     kernel_error=kernel_error,
@@ -122,7 +131,7 @@ def rank_selection(
             if stop_at_break_even and macs >= candidate.macs_before:
                 break
         if verbose:
-            tried = sum(row.layer == layer.name for row in rows)
+            tried = sum(row.name == layer.name for row in rows)
             print(
                 f"{layer.name}: {layer_method.name} at {tried} ranks "
                 f"({time.perf_counter() - start:.1f} s)"
@@ -135,11 +144,12 @@ def rank_selection(
 
 
 @dataclasses.dataclass(frozen=True)
-class RankSelectionRow:
+class RankSelectionRow(Row):
     """One layer at one rank.
 
     Args:
-        layer: Name of the layer.
+        name: Name of the layer (also `layer`, its name before rows
+            shared one shape).
         method: `"svd"`, `"cp"` or `"tucker2"`.
         rank: An integer, or `(r_in, r_out)` for Tucker-2.
         kernel_error: Relative Frobenius error of the reconstructed kernel.
@@ -150,7 +160,7 @@ class RankSelectionRow:
         params_before: Weights of the original layer.
     """
 
-    layer: str
+    name: str
     method: str
     rank: int | tuple
     kernel_error: float
@@ -160,22 +170,26 @@ class RankSelectionRow:
     params: int
     params_before: int
 
+    summary = ("layer", "macs_ratio")
+
+    @property
+    def layer(self):
+        """The layer's name: the same as `name`."""
+        return self.name
+
     @property
     def macs_ratio(self):
         """`macs / macs_before`: below 1 when the rank saves MACs."""
         return self.macs / self.macs_before if self.macs_before else math.inf
 
-    def to_dict(self):
-        row = dataclasses.asdict(self)
-        if isinstance(self.rank, tuple):
-            row["rank"] = list(self.rank)
-        row["macs_ratio"] = self.macs_ratio
-        return row
-
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class RankSelectionReport:
+class RankSelectionReport(Report):
     """Result of `rank_selection`: one row per layer and rank.
+
+    `str(report)` (or `report.table()`) renders the rows; `to_dict()` is
+    JSON-ready; `report.rows_of(name)` are one layer's rows, by rank (and
+    `report.row(name)` the first of them, its smallest rank tried).
 
     Args:
         model_name: Name of the model.
@@ -192,7 +206,18 @@ class RankSelectionReport:
     @property
     def layers(self):
         """Names of the layers, in model order."""
-        return list(dict.fromkeys(row.layer for row in self.rows))
+        return list(dict.fromkeys(row.name for row in self.rows))
+
+    def rows_of(self, name):
+        """The rows of layer `name`, in the order its ranks were tried.
+
+        Raises:
+            KeyError: If no row is of that layer; the message lists them.
+        """
+        rows = [row for row in self.rows if row.name == name]
+        if not rows:
+            self.row(name)  # Raises, naming the layers.
+        return rows
 
     def ranks_for(self, max_output_error):
         """Per layer, the cheapest rank tried within `max_output_error`.
@@ -211,9 +236,8 @@ class RankSelectionReport:
         for name in self.layers:
             fitting = [
                 row
-                for row in self.rows
-                if row.layer == name
-                and row.output_error <= max_output_error
+                for row in self.rows_of(name)
+                if row.output_error <= max_output_error
                 and row.macs < row.macs_before
             ]
             if fitting:
@@ -232,40 +256,33 @@ class RankSelectionReport:
             "MACs ratio",
             "Params",
         )
-        lines = [headers] + [
-            (
-                row.layer,
-                row.method,
-                format_rank(row.rank),
-                f"{row.kernel_error:.4f}",
-                f"{row.output_error:.4f}",
-                f"{row.macs:,}",
-                f"{row.macs_ratio:.3f}",
-                f"{row.params:,}",
-            )
-            for row in self.rows
-        ]
+        lines = format_table(
+            headers,
+            [
+                (
+                    row.name,
+                    row.method,
+                    format_rank(row.rank),
+                    f"{row.kernel_error:.4f}",
+                    f"{row.output_error:.4f}",
+                    f"{row.macs:,}",
+                    f"{row.macs_ratio:.3f}",
+                    f"{row.params:,}",
+                )
+                for row in self.rows
+            ],
+            right_aligned=(False,) * 3 + (True,) * 5,
+        )
         out = [f'Rank selection for "{self.model_name}"']
-        out.extend(format_table(lines, right_aligned=(3, 4, 5, 6, 7)))
+        out.extend(ruled(lines))
         out.append(f"Output errors measured on {self.probe} probe inputs.")
         return "\n".join(out)
-
-    def __str__(self):
-        return self.table()
 
     def __repr__(self):
         return (
             f"<RankSelectionReport model_name={self.model_name!r} "
             f"layers={self.layers!r} rows={len(self.rows)}>"
         )
-
-    def to_dict(self):
-        """Returns the report as a JSON-serializable `dict`."""
-        return {
-            "model_name": self.model_name,
-            "probe": self.probe,
-            "rows": [row.to_dict() for row in self.rows],
-        }
 
     def plot(self, path):
         """Plots output and kernel error against MACs, one panel per layer.
@@ -296,7 +313,7 @@ class RankSelectionReport:
         FigureCanvasAgg(figure)
         for index, name in enumerate(names):
             axes = figure.add_subplot(rows, columns, index + 1)
-            layer_rows = [row for row in self.rows if row.layer == name]
+            layer_rows = self.rows_of(name)
             ratios = [row.macs_ratio for row in layer_rows]
             axes.plot(
                 ratios,

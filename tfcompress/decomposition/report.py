@@ -3,9 +3,13 @@ left alone and why."""
 
 import dataclasses
 
+from tfcompress.report import Report
+from tfcompress.report import Row
+from tfcompress.report import format_table
+
 
 @dataclasses.dataclass(frozen=True)
-class LayerDecomposition:
+class LayerDecomposition(Row):
     """One decomposed layer.
 
     Args:
@@ -35,35 +39,29 @@ class LayerDecomposition:
     kernel_error: float
     output_error: float
 
-    def to_dict(self):
-        """Returns the row as a JSON-serializable `dict`."""
-        row = dataclasses.asdict(self)
-        if isinstance(self.rank, tuple):
-            row["rank"] = list(self.rank)
-        return row
-
 
 @dataclasses.dataclass(frozen=True)
-class SkippedLayer:
+class SkippedLayer(Row):
     """A candidate layer left unchanged, and why."""
 
     name: str
     reason: str
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class DecompositionReport:
+class DecompositionReport(Report):
     """Result of `decompose`, next to the new model.
 
-    `str(report)` renders a table of the decomposed layers, the skipped
-    layers with their reasons, and the whole model's totals.
+    `str(report)` (or `report.table()`) renders a table of the decomposed
+    layers, the skipped layers with their reasons, and the whole model's
+    totals; `report.row(name)` is one decomposed layer's row;
+    `to_dict()` adds `macs_ratio`, `params_ratio` and, as `layers`, the
+    rows again (their name before reports shared one shape).
 
     Args:
         model_name: Name of the decomposed model.
-        layers: List of `LayerDecomposition`, in model order.
+        rows: List of `LayerDecomposition`, one per decomposed layer, in
+            model order.
         skipped: List of `SkippedLayer`: candidates left unchanged.
         macs_before: MACs per example of the original model (known MACs,
             see `tfcompress.analysis.profile`).
@@ -75,13 +73,20 @@ class DecompositionReport:
     """
 
     model_name: str
-    layers: list
+    rows: list
     skipped: list
     macs_before: int
     macs_after: int
     params_before: int
     params_after: int
     probe: str
+
+    summary = ("macs_ratio", "params_ratio", "layers")
+
+    @property
+    def layers(self):
+        """The rows: the same as `rows`."""
+        return self.rows
 
     @property
     def macs_ratio(self):
@@ -95,22 +100,8 @@ class DecompositionReport:
             return 1.0
         return self.params_after / self.params_before
 
-    def to_dict(self):
-        """Returns the report as a JSON-serializable `dict`."""
-        return {
-            "model_name": self.model_name,
-            "macs_before": self.macs_before,
-            "macs_after": self.macs_after,
-            "macs_ratio": self.macs_ratio,
-            "params_before": self.params_before,
-            "params_after": self.params_after,
-            "params_ratio": self.params_ratio,
-            "probe": self.probe,
-            "layers": [row.to_dict() for row in self.layers],
-            "skipped": [row.to_dict() for row in self.skipped],
-        }
-
-    def __str__(self):
+    def table(self):
+        """Returns the report as a fixed-width text table."""
         headers = (
             "Layer",
             "Method",
@@ -121,22 +112,26 @@ class DecompositionReport:
             "Kernel err",
             "Output err",
         )
-        lines = [headers] + [
-            (
-                row.name,
-                row.method,
-                format_rank(row.rank),
-                row.layer_type,
-                f"{row.macs_before:,} -> {row.macs_after:,}",
-                f"{row.params_before:,} -> {row.params_after:,}",
-                f"{row.kernel_error:.4f}",
-                f"{row.output_error:.4f}",
-            )
-            for row in self.layers
-        ]
+        lines = format_table(
+            headers,
+            [
+                (
+                    row.name,
+                    row.method,
+                    format_rank(row.rank),
+                    row.layer_type,
+                    f"{row.macs_before:,} -> {row.macs_after:,}",
+                    f"{row.params_before:,} -> {row.params_after:,}",
+                    f"{row.kernel_error:.4f}",
+                    f"{row.output_error:.4f}",
+                )
+                for row in self.rows
+            ],
+            right_aligned=(False,) * 4 + (True,) * 4,
+        )
         out = [f'Decomposition of "{self.model_name}"']
-        out.extend(format_table(lines, right_aligned=(4, 5, 6, 7)))
-        if not self.layers:
+        out.extend(ruled(lines))
+        if not self.rows:
             out.append("(no layer decomposed)")
         out.append(
             f"MACs:    {self.macs_before:,} -> {self.macs_after:,} per "
@@ -154,7 +149,7 @@ class DecompositionReport:
     def __repr__(self):
         return (
             f"<DecompositionReport model_name={self.model_name!r} "
-            f"layers={[row.name for row in self.layers]!r} "
+            f"layers={[row.name for row in self.rows]!r} "
             f"macs_ratio={self.macs_ratio:.3f}>"
         )
 
@@ -166,15 +161,7 @@ def format_rank(rank):
     return str(rank)
 
 
-def format_table(lines, right_aligned=()):
-    """Fixed-width rows of `lines` (first one the headers), with rules."""
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-
-    def render(cells):
-        return "  ".join(
-            cell.rjust(width) if i in right_aligned else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(cells, widths))
-        ).rstrip()
-
-    rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-    return [rule, render(lines[0]), rule, *map(render, lines[1:]), rule]
+def ruled(lines):
+    """`format_table` lines with a rule above and below, as both
+    decomposition tables are drawn."""
+    return [lines[1], *lines, lines[1]]

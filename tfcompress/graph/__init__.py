@@ -11,6 +11,9 @@ package:
 - `cloning`: `clone_model` with replacements, `copy_layer`, and the compile
   policy every tool shares (`compile_like`).
 - `flattening`: `flatten_model`, one flat graph of primitive layers.
+- `filters`: `LayerFilter`, the `filters` argument of every tool (Keras's
+  `Model.quantize(filters=...)` semantics, a regex also searched in each
+  layer's path).
 - `registry`: what each tool knows about each layer class
   (`register_layer`); the one place to add support for a new layer.
 - `keras_internals`: the only module that touches Keras's private
@@ -18,6 +21,7 @@ package:
 """
 
 from tfcompress.graph import cloning
+from tfcompress.graph import filters
 from tfcompress.graph import flattening
 from tfcompress.graph import functional_graph
 from tfcompress.graph import keras_internals
@@ -26,6 +30,7 @@ from tfcompress.graph import registry
 from tfcompress.graph.cloning import clone_model
 from tfcompress.graph.cloning import compile_like
 from tfcompress.graph.cloning import copy_layer
+from tfcompress.graph.filters import LayerFilter
 from tfcompress.graph.flattening import flatten_model
 from tfcompress.graph.functional_graph import functional_graph as graph_of
 from tfcompress.graph.functional_graph import is_graph_model
@@ -38,11 +43,13 @@ from tfcompress.graph.registry import register_layer
 
 __all__ = [
     "cloning",
+    "filters",
     "flattening",
     "functional_graph",
     "keras_internals",
     "layer_tree",
     "registry",
+    "LayerFilter",
     "LayerPath",
     "PrunableKernel",
     "all_layers",

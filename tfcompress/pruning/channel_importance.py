@@ -39,7 +39,7 @@ def _unit_score(criterion, unit):
                 "importance='bn_gamma' ranks channels by the scale (gamma) "
                 "of the BatchNormalization right after the layer, and no "
                 f"BatchNormalization with a scale follows '{unit.name}'. Use "
-                "importance='l1', or leave the layer out with `layers`."
+                "importance='l1', or leave the layer out with `filters`."
             )
         return np.abs(keras.ops.convert_to_numpy(batch_norm.gamma))
     total = 0.0

@@ -11,6 +11,9 @@ import dataclasses
 import numpy as np
 
 from tfcompress.analysis import profile
+from tfcompress.report import Report
+from tfcompress.report import Row
+from tfcompress.report import format_table
 
 PRUNED = "pruned"
 UNCHANGED = "unchanged"
@@ -19,7 +22,7 @@ NOT_SELECTED = "not selected"
 
 
 @dataclasses.dataclass(frozen=True)
-class ChannelPruningRow:
+class ChannelPruningRow(Row):
     """One row of a `ChannelPruningReport`: a set of prunable channels.
 
     Attributes:
@@ -52,19 +55,14 @@ class ChannelPruningRow:
     tied_to: tuple = ()
     kept_indices: tuple = ()
 
-    def to_dict(self):
-        """Returns the row as a JSON-serializable `dict`."""
-        row = dataclasses.asdict(self)
-        row["tied_to"] = list(self.tied_to)
-        row["kept_indices"] = list(self.kept_indices)
-        return row
-
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class ChannelPruningReport:
+class ChannelPruningReport(Report):
     """What `prune_channels` did: per-layer channels, model MACs and params.
 
-    `str(report)` (or `print(report)`) renders a table.
+    `str(report)` (or `print(report)`, `report.table()`) renders a table;
+    `report.row(name)` is one layer's row; `report.to_dict()` adds
+    `macs_ratio` and `params_ratio` to the fields.
 
     Attributes:
         model_name: Name of the pruned model.
@@ -99,34 +97,41 @@ class ChannelPruningReport:
             return 1.0
         return self.params_after / self.params_before
 
-    def row(self, name):
-        """Returns the row named `name`.
+    summary = ("macs_ratio", "params_ratio")
 
-        Raises:
-            KeyError: If no row has that name.
-        """
-        for row in self.rows:
-            if row.name == name:
-                return row
-        raise KeyError(
-            f"No row named {name!r}. Rows: "
-            f"{', '.join(row.name for row in self.rows)}"
+    def table(self):
+        """Returns the rows and the totals as a fixed-width text table."""
+        lines = format_table(
+            ("Layer (type)", "Channels", "Status", "Note"),
+            [
+                (
+                    f"{row.name} ({row.layer_type})",
+                    f"{row.channels_before} -> {row.channels_after}",
+                    row.status
+                    + (f" ({row.importance})" if row.importance else ""),
+                    row.reason,
+                )
+                for row in self.rows
+            ],
+            right_aligned=(False, False, False, False),
         )
-
-    def to_dict(self):
-        """Returns the report as a JSON-serializable `dict`."""
-        return {
-            "model_name": self.model_name,
-            "importance": self.importance,
-            "params_before": self.params_before,
-            "params_after": self.params_after,
-            "macs_before": self.macs_before,
-            "macs_after": self.macs_after,
-            "rows": [row.to_dict() for row in self.rows],
-        }
-
-    def __str__(self):
-        return _format_report(self)
+        # Notes can be long: the rules stop at 100 characters.
+        rule_width = min(max(len(line) for line in lines), 100)
+        return "\n".join(
+            [
+                f'Channel pruning of "{self.model_name}" '
+                f"(importance: {self.importance})",
+                "=" * rule_width,
+                lines[0],
+                "-" * rule_width,
+                *lines[2:],
+                "=" * rule_width,
+                f"Params: {self.params_before:,} -> {self.params_after:,} "
+                f"({self.params_ratio:.1%})",
+                f"MACs:   {self.macs_before:,} -> {self.macs_after:,} "
+                f"({self.macs_ratio:.1%}) per example",
+            ]
+        )
 
     def __repr__(self):
         return (
@@ -134,6 +139,7 @@ class ChannelPruningReport:
             f"macs={self.macs_before}->{self.macs_after} "
             f"params={self.params_before}->{self.params_after}>"
         )
+
 
 def make_report(model, pruned, trace, plan, importance):
     before = profile(model)
@@ -210,44 +216,4 @@ def _left_alone_reason(plan, root, unit):
     return (
         f"tied by {layers} to channels that are left alone "
         f"({plan.frozen_reason(root)})"
-    )
-
-
-def _format_report(report):
-    headers = ("Layer (type)", "Channels", "Status", "Note")
-    lines = [headers]
-    for row in report.rows:
-        status = row.status
-        if row.importance:
-            status += f" ({row.importance})"
-        lines.append(
-            (
-                f"{row.name} ({row.layer_type})",
-                f"{row.channels_before} -> {row.channels_after}",
-                status,
-                row.reason,
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(3)]
-
-    def render(cells):
-        parts = [cell.ljust(width) for cell, width in zip(cells, widths)]
-        return "  ".join([*parts, cells[3]]).rstrip()
-
-    rendered = [render(line) for line in lines]
-    rule_width = min(max(len(line) for line in rendered), 100)
-    return "\n".join(
-        [
-            f'Channel pruning of "{report.model_name}" '
-            f"(importance: {report.importance})",
-            "=" * rule_width,
-            rendered[0],
-            "-" * rule_width,
-            *rendered[1:],
-            "=" * rule_width,
-            f"Params: {report.params_before:,} -> {report.params_after:,} "
-            f"({report.params_ratio:.1%})",
-            f"MACs:   {report.macs_before:,} -> {report.macs_after:,} "
-            f"({report.macs_ratio:.1%}) per example",
-        ]
     )

@@ -29,11 +29,10 @@ steps:
 """
 
 import numbers
-import re
-
 
 from tfcompress import argument_validation
 from tfcompress.graph import functional_graph
+from tfcompress.graph.filters import LayerFilter
 from tfcompress.pruning.channel_importance import IMPORTANCE_CRITERIA
 from tfcompress.pruning.channel_importance import importance_scores
 from tfcompress.pruning.channel_plan import Plan
@@ -54,10 +53,11 @@ __all__ = [
 
 def prune_channels(
     model,
+    *,
     sparsity,
+    filters=None,
     importance="l1",
     data=None,
-    layers=None,
     min_channels=1,
     round_to=1,
 ):
@@ -102,6 +102,14 @@ def prune_channels(
             `"<block>/expand"` and `"<block>/project"` name one of them.
             Layers pruned as one group use the largest sparsity given to
             any of them.
+        filters: Which layers to prune, as Keras's `Model.quantize`
+            chooses them: `None` (all), a regular expression searched in
+            each layer's name and path (an `InvertedResidual`'s channels
+            have the paths `"<block>/expand"` and `"<block>/project"`), a
+            list of them, a layer class, or a callable `fn(layer) -> bool`
+            (see `tfcompress.graph.LayerFilter`). Selecting one layer of a
+            group prunes the whole group. A string that matches no layer
+            with prunable channels is an error. Defaults to `None`.
         importance: How channels are ranked. One of:
             - `"l1"`: the L1 norm of the channel's filter weights (Li et al.
               2017). Defaults to this.
@@ -116,10 +124,6 @@ def prune_channels(
         data: Examples for `importance="taylor"` (rejected otherwise):
             a tuple `(x, y)` of arrays, or a `tf.data.Dataset` (or any
             iterable) of `(x, y)` batches. Defaults to `None`.
-        layers: Which layers to prune: `None` (all), a list of layer names,
-            a regular expression searched in the layer names, or a callable
-            that takes a layer and returns a bool. Selecting one layer of a
-            group prunes the whole group. Defaults to `None`.
         min_channels: Integer >= 1, the fewest channels a layer keeps.
             Defaults to `1`.
         round_to: Integer >= 1: the number of kept channels is rounded up
@@ -185,7 +189,7 @@ def prune_channels(
         _check_sparsity("sparsity", sparsity)
 
     trace = ChannelTrace(model)
-    is_selected = _selector(layers, trace)
+    is_selected = _selector(filters, trace)
     sparsity_of = _sparsity_per_unit(sparsity, trace)
     plan = Plan(trace, min_channels, round_to)
     plan.choose_counts(
@@ -205,7 +209,7 @@ def prune_channels(
     return pruned, report
 
 
-def prunable_channel_groups(model, layers=None):
+def prunable_channel_groups(model, *, filters=None):
     """Lists the channel groups that `prune_channels` can prune.
 
     Each group is a tuple of row names (see `ChannelPruningRow.name`) whose
@@ -215,8 +219,8 @@ def prunable_channel_groups(model, layers=None):
 
     Args:
         model: A `Sequential` or functional `keras.Model`, built.
-        layers: Which layers to consider, as in `prune_channels`. Defaults
-            to `None` (all).
+        filters: Which layers to consider, as in `prune_channels`.
+            Defaults to `None` (all).
 
     Returns:
         A list of tuples of names, in model order.
@@ -227,10 +231,12 @@ def prunable_channel_groups(model, layers=None):
     >>> model = small_mobilenet_v2((8, 8, 1), num_classes=10)
     >>> prunable_channel_groups(model)[:3]
     [('stem',), ('separable', 'block1/project'), ('block1/expand',)]
+    >>> prunable_channel_groups(model, filters="expand")
+    [('block1/expand',), ('block2/expand',), ('block3/expand',)]
     """
     _check_model(model)
     trace = ChannelTrace(model)
-    is_selected = _selector(layers, trace)
+    is_selected = _selector(filters, trace)
     plan = Plan(trace, min_channels=1, round_to=1)
     groups = []
     for root, members in plan.groups.items():
@@ -279,35 +285,14 @@ def _check_taylor_arguments(model, data):
         )
 
 
-def _selector(layers, trace):
-    """Returns `is_selected(unit)` for the `layers` argument."""
-    if layers is None:
-        return lambda unit: True
-    if isinstance(layers, str):
-        try:
-            pattern = re.compile(layers)
-        except re.error as error:
-            raise ValueError(
-                "`layers` must be a list of layer names, a regular "
-                f"expression or a callable. {error}. Received: "
-                f"layers={layers!r}"
-            ) from None
-        return lambda unit: bool(
-            pattern.search(unit.name) or pattern.search(unit.layer.name)
-        )
-    if callable(layers):
-        return lambda unit: bool(layers(unit.layer))
-    if isinstance(layers, (list, tuple, set)) and all(
-        isinstance(name, str) for name in layers
-    ):
-        trace.check_names("layers", layers)
-        names = set(layers)
-        return lambda unit: unit.name in names or unit.layer.name in names
-    raise ValueError(
-        "`layers` must be None, a list of layer names, a regular expression "
-        "or a callable taking a layer. Received: "
-        f"layers={layers!r}"
-    )
+def _selector(filters, trace):
+    """Returns `is_selected(unit)` for the `filters` argument."""
+    layer_filter = LayerFilter.get(filters)
+    # A unit is named by its path ("block1/expand") and its layer (the
+    # block): a filter may name either.
+    entries = [(unit.name, unit.layer, ()) for unit in trace.units]
+    layer_filter.check_matches(entries, "prune_channels")
+    return lambda unit: layer_filter(unit.layer, unit.name)
 
 
 def _sparsity_per_unit(sparsity, trace):

@@ -15,15 +15,22 @@ import numbers
 import keras
 import numpy as np
 
+# A dataset of (x, y) batches is read with TensorFlow, the backend
+# tfcompress runs on.
+import tensorflow as tf
+
 from tfcompress.analysis import profile
 from tfcompress.argument_validation import positive_int
 from tfcompress.pruning.channels import IMPORTANCE_CRITERIA
 from tfcompress.pruning.channels import prunable_channel_groups
 from tfcompress.pruning.channels import prune_channels
+from tfcompress.report import Report
+from tfcompress.report import Row
+from tfcompress.report import format_table
 
 
 @dataclasses.dataclass(frozen=True)
-class SensitivityRow:
+class SensitivityRow(Row):
     """The results of pruning one layer (or one tied group) alone.
 
     Attributes:
@@ -43,20 +50,9 @@ class SensitivityRow:
     accuracies: tuple
     macs: tuple
 
-    def to_dict(self):
-        """Returns the row as a JSON-serializable `dict`."""
-        return {
-            "name": self.name,
-            "tied_to": list(self.tied_to),
-            "channels": self.channels,
-            "channels_after": list(self.channels_after),
-            "accuracies": list(self.accuracies),
-            "macs": list(self.macs),
-        }
-
 
 @dataclasses.dataclass(frozen=True, repr=False)
-class SensitivityReport:
+class SensitivityReport(Report):
     """Result of `sensitivity_analysis`: accuracy per layer and sparsity.
 
     `str(report)` (or `report.table()`) renders layers as rows and
@@ -79,20 +75,6 @@ class SensitivityReport:
     baseline_macs: int
     rows: list
 
-    def row(self, name):
-        """Returns the row named `name`.
-
-        Raises:
-            KeyError: If no row has that name.
-        """
-        for row in self.rows:
-            if row.name == name:
-                return row
-        raise KeyError(
-            f"No row named {name!r}. Rows: "
-            f"{', '.join(row.name for row in self.rows)}"
-        )
-
     def table(self):
         """Returns the results as a fixed-width text table."""
         headers = (
@@ -100,7 +82,7 @@ class SensitivityReport:
             "Channels",
             *(f"{sparsity:.0%}" for sparsity in self.sparsities),
         )
-        lines = [headers]
+        rows = []
         for row in self.rows:
             name = row.name
             if row.tied_to:
@@ -111,18 +93,9 @@ class SensitivityReport:
                 else f"{accuracy:.3f}"
                 for accuracy, macs in zip(row.accuracies, row.macs)
             ]
-            lines.append((name, str(row.channels), *cells))
-        widths = [
-            max(len(line[i]) for line in lines) for i in range(len(headers))
-        ]
-
-        def render(cells):
-            parts = [cells[0].ljust(widths[0])] + [
-                cell.rjust(width) for cell, width in zip(cells[1:], widths[1:])
-            ]
-            return "  ".join(parts)
-
-        rule = "=" * len(render(headers))
+            rows.append((name, str(row.channels), *cells))
+        lines = format_table(headers, rows)
+        rule = "=" * len(lines[1])
         return "\n".join(
             [
                 f'Sensitivity of "{self.model_name}" to channel pruning '
@@ -130,25 +103,12 @@ class SensitivityReport:
                 f"Baseline: accuracy {self.baseline_accuracy:.3f}, "
                 f"MACs {self.baseline_macs:,} per example",
                 rule,
-                render(headers),
-                "-" * len(rule),
-                *(render(line) for line in lines[1:]),
+                *lines,
                 rule,
                 "Columns: fraction of the layer's channels removed. Cells: "
                 "top-1 accuracy (MACs of the whole model, % of baseline).",
             ]
         )
-
-    def to_dict(self):
-        """Returns the report as a JSON-serializable `dict`."""
-        return {
-            "model_name": self.model_name,
-            "importance": self.importance,
-            "sparsities": list(self.sparsities),
-            "baseline_accuracy": self.baseline_accuracy,
-            "baseline_macs": self.baseline_macs,
-            "rows": [row.to_dict() for row in self.rows],
-        }
 
     def plot(self, path):
         """Writes a PNG of accuracy against sparsity, one line per layer.
@@ -199,9 +159,6 @@ class SensitivityReport:
         figure.savefig(path, format="png", dpi=100)
         return path
 
-    def __str__(self):
-        return self.table()
-
     def __repr__(self):
         return (
             f"<SensitivityReport model_name={self.model_name!r} "
@@ -211,10 +168,10 @@ class SensitivityReport:
 
 def sensitivity_analysis(
     model,
-    x,
-    y,
+    *,
+    data,
     sparsities=(0.25, 0.5, 0.75),
-    layers=None,
+    filters=None,
     importance="l1",
     batch_size=256,
     verbose=True,
@@ -224,22 +181,27 @@ def sensitivity_analysis(
     For every layer that `prune_channels` can prune (a group of layers
     tied together, such as the inputs of a residual add, counts as one) and
     every sparsity, prunes that layer only, with no fine-tuning, and
-    measures the top-1 accuracy on `(x, y)` and the MACs of the whole model.
+    measures the top-1 accuracy on `data` and the MACs of the whole model.
 
     Args:
         model: A `Sequential` or functional classifier whose output is
             `(N, num_classes)` logits or probabilities.
-        x: Inputs, an array of shape `(N, *input_shape)`.
-        y: Labels: integers of shape `(N,)` (or `(N, 1)`), or one-hot of
-            shape `(N, num_classes)`.
+        data: The labelled examples: a tuple `(x, y)` of arrays, `x` of
+            shape `(N, *input_shape)` and `y` integer labels of shape `(N,)`
+            (or `(N, 1)`) or one-hot labels of shape `(N, num_classes)`; or
+            a `tf.data.Dataset` of `(x, y)` batches (read once per
+            measurement, so it must give the same examples each time).
         sparsities: Fractions of channels to remove, floats in `[0, 1)`.
             Defaults to `(0.25, 0.5, 0.75)`.
-        layers: Which layers to analyse, as in `prune_channels`. Defaults to
-            `None` (all).
+        filters: Which layers to analyse, as in `prune_channels`: a regular
+            expression searched in each layer's name and path, a list of
+            them, a layer class or a callable `fn(layer) -> bool`.
+            Defaults to `None` (all).
         importance: Importance criterion, as in `prune_channels`; with
-            `"taylor"` the gradients are computed on `(x, y)`. Defaults to
+            `"taylor"` the gradients are computed on `data`. Defaults to
             `"l1"`.
-        batch_size: Examples per forward pass, an integer >= 1. Defaults to
+        batch_size: Examples per forward pass of `(x, y)` arrays, an
+            integer >= 1 (a dataset keeps its own batches). Defaults to
             `256`.
         verbose: Whether to print one line per layer as it is done.
             Defaults to `True`.
@@ -253,13 +215,12 @@ def sensitivity_analysis(
     Example:
 
     ```python
-    report = sensitivity_analysis(model, x_val, y_val)
+    report = sensitivity_analysis(model, data=(x_val, y_val))
     print(report)  # layers as rows, sparsities as columns
     report.plot("sensitivity.png")
     ```
     """
-    x = np.asarray(x)
-    labels = _labels(x, y)
+    batches = _labelled_batches(data)
     if (
         isinstance(sparsities, (str, bytes))
         or not hasattr(sparsities, "__iter__")
@@ -283,10 +244,10 @@ def sensitivity_analysis(
             f"{', '.join(repr(c) for c in IMPORTANCE_CRITERIA)}. "
             f"Received: importance={importance!r}"
         )
-    groups = prunable_channel_groups(model, layers=layers)
-    data = (x, y) if importance == "taylor" else None
+    groups = prunable_channel_groups(model, filters=filters)
+    taylor_data = data if importance == "taylor" else None
 
-    baseline_accuracy = _accuracy(model, x, labels, batch_size)
+    baseline_accuracy = _accuracy(model, batches(batch_size))
     baseline_macs = profile(model).macs
     rows = []
     for index, group in enumerate(groups):
@@ -297,14 +258,14 @@ def sensitivity_analysis(
             # would also prune the block's other channels.
             pruned, report = prune_channels(
                 model,
-                {name: sparsity for name in group},
+                sparsity={name: sparsity for name in group},
                 importance=importance,
-                data=data,
+                data=taylor_data,
             )
             pruned_row = report.row(group[0])
             channels = pruned_row.channels_before
             channels_after.append(pruned_row.channels_after)
-            accuracies.append(_accuracy(pruned, x, labels, batch_size))
+            accuracies.append(_accuracy(pruned, batches(batch_size)))
             macs.append(report.macs_after)
         row = SensitivityRow(
             name=group[0],
@@ -335,13 +296,46 @@ def sensitivity_analysis(
     )
 
 
+def _labelled_batches(data):
+    """Checks `data`; returns `batches(batch_size)`, `(x, labels)` pairs."""
+    if isinstance(data, tuple) and len(data) == 2:
+        x = np.asarray(data[0])
+        labels = _labels(x, data[1])
+
+        def array_batches(batch_size):
+            for start in range(0, len(x), batch_size):
+                end = start + batch_size
+                yield x[start:end], labels[start:end]
+
+        return array_batches
+    if isinstance(data, tf.data.Dataset):
+
+        def dataset_batches(batch_size):
+            for batch in data:
+                if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+                    raise ValueError(
+                        "`data` must be a dataset of (x, y) batches. "
+                        f"Received: a batch of type {type(batch).__name__}"
+                    )
+                x = np.asarray(batch[0])
+                yield x, _labels(x, batch[1])
+
+        return dataset_batches
+    raise ValueError(
+        "`data` must be a tuple (x, y) of arrays or a tf.data.Dataset of "
+        "(x, y) batches. Received: data of type "
+        f"{type(data).__name__}"
+        + (f" with {len(data)} items" if isinstance(data, tuple) else "")
+    )
+
+
 def _labels(x, y):
     """Integer labels from `y`, checked against `x`."""
     y = np.asarray(y)
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y) or not len(x):
         raise ValueError(
-            "`x` and `y` must hold the same, non-zero number of examples. "
-            f"Received: x.shape={x.shape}, y.shape={y.shape}"
+            "`x` and `y` of `data` must hold the same, non-zero number of "
+            f"examples. Received: x.shape={x.shape}, y.shape={y.shape}"
         )
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -355,13 +349,11 @@ def _labels(x, y):
     )
 
 
-def _accuracy(model, x, labels, batch_size):
+def _accuracy(model, batches):
     """Top-1 accuracy, with eager calls: no `predict` function to trace."""
-    correct = 0
-    for start in range(0, len(x), batch_size):
-        outputs = keras.ops.convert_to_numpy(
-            model(x[start : start + batch_size], training=False)
-        )
+    correct = total = 0
+    for x, labels in batches:
+        outputs = keras.ops.convert_to_numpy(model(x, training=False))
         if outputs.ndim != 2 or outputs.shape[1] < 2:
             raise ValueError(
                 "sensitivity_analysis measures top-1 accuracy and needs a "
@@ -369,5 +361,10 @@ def _accuracy(model, x, labels, batch_size):
                 f">= 2. Received: output shape {outputs.shape}"
             )
         predicted = np.argmax(outputs, axis=-1)
-        correct += int(np.sum(predicted == labels[start : start + batch_size]))
-    return correct / len(x)
+        correct += int(np.sum(predicted == labels))
+        total += len(labels)
+    if not total:
+        raise ValueError(
+            "`data` yielded no example: pass a non-empty dataset."
+        )
+    return correct / total

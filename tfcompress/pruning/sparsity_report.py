@@ -6,46 +6,73 @@ import keras
 import numpy as np
 
 from tfcompress.pruning.targets import all_prunable_weights
+from tfcompress.report import Report
+from tfcompress.report import Row
+from tfcompress.report import format_table
 
 
 @dataclasses.dataclass(frozen=True)
-class KernelSparsity:
+class KernelSparsity(Row):
     """Zeros in one kernel.
 
     Args:
-        path: Layer path of the kernel (see `MagnitudePruning`).
+        name: Path of the kernel: its layer's path, followed by
+            `/<attribute>` for a kernel not called `kernel` (see
+            `MagnitudePruning`).
         layer_class: Class name of the layer owning it.
         size: Number of entries.
         zeros: Number of entries exactly zero.
     """
 
-    path: str
+    name: str
     layer_class: str
     size: int
     zeros: int
 
+    summary = ("path", "sparsity")
+
+    @property
+    def path(self):
+        """The kernel's path: the same as `name`."""
+        return self.name
+
     @property
     def sparsity(self):
+        """Fraction of the entries that are zero."""
         return self.zeros / self.size
 
 
 @dataclasses.dataclass(frozen=True)
-class SparsityReport:
+class SparsityReport(Report):
     """Per-kernel sparsity of a model; `str(report)` is a table.
 
+    `report.row(path)` (or `report[path]`) is one kernel's row;
+    `to_dict()` adds the totals (`size`, `zeros`, `sparsity`) and, as
+    `kernels`, the rows again (the name they had before reports shared
+    one shape).
+
     Args:
-        kernels: One `KernelSparsity` per prunable kernel, in layer order.
+        rows: One `KernelSparsity` per prunable kernel, in layer order.
     """
 
-    kernels: tuple
+    rows: tuple
+
+    summary = ("kernels", "size", "zeros", "sparsity")
+
+    @property
+    def kernels(self):
+        """The rows: the same as `rows`."""
+        return self.rows
 
     @property
     def size(self):
-        return sum(k.size for k in self.kernels)
+        """Entries of all prunable kernels."""
+        return sum(k.size for k in self.rows)
 
     @property
     def zeros(self):
-        return sum(k.zeros for k in self.kernels)
+        """Zeros of all prunable kernels."""
+        return sum(k.zeros for k in self.rows)
 
     @property
     def sparsity(self):
@@ -53,36 +80,19 @@ class SparsityReport:
         return self.zeros / self.size if self.size else 0.0
 
     def __getitem__(self, path):
-        for kernel in self.kernels:
-            if kernel.path == path:
-                return kernel
-        raise KeyError(
-            f"No prunable kernel {path!r}; kernels: "
-            + ", ".join(k.path for k in self.kernels)
-        )
+        return self.row(path)
 
-    def to_dict(self):
-        return {
-            "kernels": [
-                {**dataclasses.asdict(k), "sparsity": k.sparsity}
-                for k in self.kernels
-            ],
-            "size": self.size,
-            "zeros": self.zeros,
-            "sparsity": self.sparsity,
-        }
-
-    def __str__(self):
-        header = ("kernel", "layer", "weights", "zeros", "sparsity")
+    def table(self):
+        """Returns the rows and their total as a fixed-width text table."""
         rows = [
             (
-                k.path,
+                k.name,
                 k.layer_class,
                 f"{k.size:,}",
                 f"{k.zeros:,}",
                 f"{k.sparsity:.1%}",
             )
-            for k in self.kernels
+            for k in self.rows
         ]
         rows.append(
             (
@@ -93,19 +103,14 @@ class SparsityReport:
                 f"{self.sparsity:.1%}",
             )
         )
-        widths = [
-            max(len(r[i]) for r in [header, *rows]) for i in range(5)
-        ]
-
-        def line(cells):
-            return "  ".join(
-                c.ljust(w) if i < 2 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(cells, widths))
-            ).rstrip()
-
-        rule = "-" * len(line(header))
-        return "\n".join([line(header), rule, *map(line, rows[:-1]), rule,
-                          line(rows[-1])])
+        return "\n".join(
+            format_table(
+                ("kernel", "layer", "weights", "zeros", "sparsity"),
+                rows,
+                right_aligned=(False, False, True, True, True),
+                rules=(len(rows) - 1,),
+            )
+        )
 
 
 def sparsity_report(model):
@@ -121,8 +126,11 @@ def sparsity_report(model):
 
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     >>> _ = model.layers[0].kernel.assign(np.zeros((4, 2)))
-    >>> sparsity_report(model).sparsity
+    >>> report = sparsity_report(model)
+    >>> report.sparsity
     1.0
+    >>> report.row(model.layers[0].name).zeros
+    8
     """
     kernels = []
     for weight in all_prunable_weights(model):

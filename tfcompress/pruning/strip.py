@@ -2,12 +2,13 @@
 
 import keras
 
+from tfcompress.graph import cloning
 from tfcompress.pruning.kernel_masks import release_mask
 from tfcompress.pruning.sparsity_report import sparsity_report
 from tfcompress.pruning.targets import all_prunable_weights
 
 
-def strip(model, inplace=False):
+def strip(model, *, inplace=False):
     """Returns the pruned model as a plain model, and how sparse it is.
 
     `MagnitudePruning` wraps nothing, so there are no wrapper layers to
@@ -25,7 +26,10 @@ def strip(model, inplace=False):
             be cloned.
 
     Returns:
-        `(plain_model, report)`: the model and a `SparsityReport`.
+        `(plain_model, report)`: the model and a `SparsityReport`. A copy
+        is compiled like `model` (with a fresh optimizer) when `model` is
+        compiled, and uncompiled otherwise (see
+        `tfcompress.graph.compile_like`).
 
     Raises:
         ValueError: if the model cannot be cloned (suggests `inplace=True`).
@@ -55,6 +59,7 @@ def strip(model, inplace=False):
                 "to release the masks on the model itself."
             ) from error
         plain.set_weights(model.get_weights())
+        cloning.compile_like(plain, model)
     _release_masks(plain)
     return plain, sparsity_report(plain)
 

@@ -10,11 +10,11 @@ so that two sublayers called `"depthwise"` in two blocks stay apart.
 """
 
 import dataclasses
-import inspect
 import math
 
 from tfcompress.graph import layer_tree
 from tfcompress.graph import registry
+from tfcompress.graph.filters import LayerFilter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,36 +76,20 @@ def all_prunable_weights(model):
     return found
 
 
-def selects(selector, weight):
-    """Whether `weight` is selected by one name, class or predicate."""
-    chain = (*weight.ancestors, weight.layer)
-    if isinstance(selector, str):
-        # A layer's path or name, or that of a layer containing it: "block1"
-        # selects every kernel inside block1.
-        prefixes = [weight.path]
-        path = ""
-        for layer in chain:
-            path = f"{path}{layer.name}"
-            prefixes.append(path)
-            path += "/"
-        names = {layer.name for layer in chain}
-        return selector in prefixes or selector in names
-    if inspect.isclass(selector):
-        return any(isinstance(layer, selector) for layer in chain)
-    return bool(selector(weight.layer))
-
-
-def select_weights(model, layers=None, min_weights=0):
+def select_weights(model, filters=None, min_weights=0):
     """The kernels to prune and those skipped, with the reason.
 
     Args:
         model: A built Keras model.
-        layers: `None` for every prunable layer; otherwise a list whose
-            items are layer names or paths (`"dense_1"`, `"block1"`,
-            `"block1/expand"`), layer classes (`keras.layers.Conv2D`, or
-            `InvertedResidual` for every kernel inside one), or predicates
-            `fn(layer) -> bool` called with the layer owning the kernel.
-            A single item may be passed without a list.
+        filters: Which kernels: `None` for every prunable kernel, or a
+            `filters` argument (see `tfcompress.graph.LayerFilter`): a
+            regular expression searched in the name of the layer owning
+            the kernel and in the kernel's path (`"dense_1"`, `"block1"`
+            for every kernel inside block1, `"block1/expand"`,
+            `"pointwise_kernel"`), a layer class (`keras.layers.Conv2D`,
+            or `InvertedResidual` for every kernel inside one), a callable
+            `fn(layer) -> bool` called with the layer owning the kernel, or
+            a list of them.
         min_weights: Kernels with fewer entries are skipped (too small to
             matter, and often the most sensitive, such as a first conv).
 
@@ -115,13 +99,14 @@ def select_weights(model, layers=None, min_weights=0):
 
     Raises:
         ValueError: if the model is not built, has nothing to prune, or a
-            name in `layers` matches no prunable layer.
+            string or class in `filters` matches no prunable kernel.
     """
     if not getattr(model, "built", False):
         raise ValueError(
             "The model is not built, so its weights do not exist yet. Call "
             "it on a batch or build it (`model.build(input_shape)`) first."
         )
+    layer_filter = LayerFilter.get(filters)
     candidates = all_prunable_weights(model)
     unbuilt = [
         path
@@ -140,30 +125,13 @@ def select_weights(model, layers=None, min_weights=0):
             "of Dense, EinsumDense and convolution layers (also inside "
             "nested models and tfcompress layers)."
         )
-    if layers is not None and not isinstance(layers, (list, tuple, set)):
-        layers = [layers]
-    if layers is not None:
-        for selector in layers:
-            valid = isinstance(selector, str) or callable(selector)
-            if not valid:
-                raise ValueError(
-                    "Items of `layers` must be layer names, layer classes or "
-                    f"predicates `fn(layer) -> bool`. Received: {selector!r}"
-                )
-            if not isinstance(selector, str):
-                continue
-            if not any(selects(selector, w) for w in candidates):
-                names = ", ".join(w.path for w in candidates)
-                raise ValueError(
-                    f"No prunable layer is named {selector!r}. Prunable "
-                    f"kernels: {names}."
-                )
+    layer_filter.check_matches(
+        [_entry(weight) for weight in candidates], "magnitude pruning"
+    )
     selected, skipped = [], []
     for weight in candidates:
-        if layers is not None and not any(
-            selects(s, weight) for s in layers
-        ):
-            skipped.append((weight.path, "not selected"))
+        if not layer_filter(weight.layer, weight.path, weight.ancestors):
+            skipped.append((weight.path, "not selected by filters"))
         elif weight.size < min_weights:
             skipped.append(
                 (weight.path, f"{weight.size} weights < min_weights")
@@ -171,3 +139,8 @@ def select_weights(model, layers=None, min_weights=0):
         else:
             selected.append(weight)
     return selected, skipped
+
+
+def _entry(weight):
+    """`weight` as a `(path, layer, ancestors)` entry for a `LayerFilter`."""
+    return (weight.path, weight.layer, weight.ancestors)

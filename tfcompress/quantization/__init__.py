@@ -60,7 +60,8 @@ from tfcompress.quantization.quantization_error_report import (
 from tfcompress.quantization.quantization_error_report import (
     QuantizationErrorReport,
 )
-from tfcompress.quantization.quantize_model import QuantizationReport
+from tfcompress.quantization.quantization_report import QuantizationReport
+from tfcompress.quantization.quantization_report import QuantizationRow
 from tfcompress.quantization.quantize_model import quantize_model
 from tfcompress.quantization.quantized_layers import QuantizedConv2D
 from tfcompress.quantization.quantized_layers import QuantizedDense
@@ -71,6 +72,7 @@ from tfcompress.quantization.rounded_kernels import RoundedKernels
 __all__ = [
     "quantize_model",
     "QuantizationReport",
+    "QuantizationRow",
     "with_bit_widths",
     "simulated_bits",
     "is_quantization_aware",

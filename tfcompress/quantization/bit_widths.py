@@ -29,7 +29,7 @@ def is_quantization_aware(model):
     return bool(weight_bits or activation_bits)
 
 
-def with_bit_widths(model, weight_bits=8, activation_bits=8):
+def with_bit_widths(model, *, weight_bits=8, activation_bits=8):
     """Returns a copy of a `quantize_model` model simulating other bit widths.
 
     The weights, learned activation ranges and switches are copied; only
@@ -44,7 +44,21 @@ def with_bit_widths(model, weight_bits=8, activation_bits=8):
         activation_bits: Bits for activations, 2 to 8. Defaults to `8`.
 
     Returns:
-        A new functional model; `model` is not modified.
+        A new functional model, compiled like `model` (with a fresh
+        optimizer) when `model` is compiled and uncompiled otherwise (see
+        `tfcompress.graph.compile_like`); `model` is not modified.
+
+    Raises:
+        ValueError: For bit widths outside 2 to 8, or a model without
+            quantization-aware layers.
+
+    Example:
+
+    ```python
+    qat_4bit, _ = quantize_model(model, weight_bits=4)
+    ...  # train it
+    twin = with_bit_widths(qat_4bit, weight_bits=8, activation_bits=8)
+    ```
     """
     check_bits("weight_bits", weight_bits)
     check_bits("activation_bits", activation_bits)
@@ -64,4 +78,4 @@ def with_bit_widths(model, weight_bits=8, activation_bits=8):
 
     copy = cloning.clone_model(model, clone, copy_weights=False)
     copy.set_weights(model.get_weights())
-    return copy
+    return cloning.compile_like(copy, model)

@@ -1,67 +1,41 @@
 """`quantize_model`: a Keras model rewritten for quantization-aware training."""
 
-import dataclasses
-
 import keras
 import numpy as np
 
+from tfcompress.graph import cloning
 from tfcompress.graph import flattening
 from tfcompress.graph import functional_graph
 from tfcompress.graph import layer_tree
 from tfcompress.graph import registry
+from tfcompress.graph.filters import LayerFilter
 from tfcompress.quantization.activation_quantizer import ActivationQuantizer
 from tfcompress.quantization.fake_quant import check_bits
 from tfcompress.quantization.freezable_batch_normalization import (
     FreezableBatchNormalization,
 )
+from tfcompress.quantization.quantization_report import FLOAT
+from tfcompress.quantization.quantization_report import INT8
+from tfcompress.quantization.quantization_report import NOT_SELECTED
+from tfcompress.quantization.quantization_report import QuantizationReport
+from tfcompress.quantization.quantization_report import QuantizationRow
+from tfcompress.quantization.range_initialization import initialize_ranges
 from tfcompress.quantization.rounded_kernels import RoundedKernels
 
 # Activations TFLite fuses into the op before them.
 _FUSABLE_ACTIVATIONS = ("linear", "relu", "relu6")
-
-@dataclasses.dataclass(frozen=True)
-class QuantizationReport:
-    """What `quantize_model` did to each layer.
-
-    Attributes:
-        quantized: Paths of the layers whose kernels are rounded to int8
-            (per output channel) in the forward pass.
-        output_quantizers: Number of `ActivationQuantizer`s inserted (one per
-            tensor that gets its own int8 scale in TFLite).
-        float_layers: `(path, reason)` for each layer with weights left in
-            float; the converter keeps them float in the `.tflite` file.
-        weight_bits: Bits simulated for kernels.
-        activation_bits: Bits simulated for activations.
-    """
-
-    quantized: tuple
-    output_quantizers: int
-    float_layers: tuple
-    weight_bits: int
-    activation_bits: int
-
-    def table(self):
-        lines = [
-            f"quantize_model: {len(self.quantized)} layers with "
-            f"{self.weight_bits}-bit kernels, {self.output_quantizers} "
-            f"{self.activation_bits}-bit activation quantizers",
-        ]
-        lines += [f"  int8   {path}" for path in self.quantized]
-        lines += [
-            f"  float  {path}: {reason}" for path, reason in self.float_layers
-        ]
-        return "\n".join(lines)
-
-    def __str__(self):
-        return self.table()
+# The rules that round a layer's kernels: what `filters` chooses among.
+_ROUNDED_KINDS = ("kernel", "rounded_kernels")
 
 
 def quantize_model(
     model,
+    *,
+    filters=None,
     weight_bits=8,
     activation_bits=8,
     strict=False,
-    calibration_data=None,
+    data=None,
 ):
     """Returns a copy of `model` that simulates TFLite's int8 arithmetic.
 
@@ -93,35 +67,67 @@ def quantize_model(
     quantization="int8")` needs no calibration `data`. The input model is
     not modified.
 
+    `filters` simulates the rounding of a subset of the kernels: the other
+    layers keep float kernels in training (listed in the report's float
+    layers, with the reason `"not selected by filters"`), while the
+    activations around them are still rounded where TFLite gives them a
+    scale. Such a model converts with `to_tflite(..., quantization="int8")`
+    into an all-int8 file: the converter's QAT path stores the unselected
+    kernels in int8 too (per channel, the scheme `quantize_model`
+    simulates), so they meet their rounding at export instead of in
+    training.
+
     Args:
         model: A built Sequential or functional Keras model (may nest
             others).
+        filters: Which layers get int8 kernels, as Keras's
+            `Model.quantize(filters=...)` chooses layers: `None` (every
+            layer with a quantize rule), a regular expression searched in
+            each layer's name and path (`"block1"` selects the layers
+            inside a composite layer `block1`, `"block1/expand"` one of
+            them), a list of them, a layer class or a callable
+            `fn(layer) -> bool` (called with the layers of `model`; see
+            `tfcompress.graph.LayerFilter`). A string that selects no layer
+            with a kernel to quantize is an error. Defaults to `None`.
         weight_bits: Bits simulated for kernels, 2 to 8. Defaults to `8`.
             Below 8 is for research (and the budget search); the exported
             file stays int8.
         activation_bits: Bits simulated for activations, 2 to 8. Defaults
             to `8`.
-        strict: If `True`, raise when a layer with weights cannot be
-            quantized, instead of leaving it in float and reporting it.
+        strict: If `True`, raise when a selected layer with weights cannot
+            be quantized, instead of leaving it in float and reporting it.
             Defaults to `False`.
-        calibration_data: Optional inputs (an array, or a list of arrays
-            for a multi-input model) run through the model once in training
-            mode to initialize each activation range from data. Without it,
+        data: Optional model inputs (an array, or a list of arrays for a
+            multi-input model) run through the model once in training mode
+            to initialize each activation range from data. Without it,
             ranges start at [-6, 6] and the first training batch sets them.
             Defaults to `None`.
 
     Returns:
-        `(qat_model, report)`: the new functional model (uncompiled; compile
-        it as the original) and a `QuantizationReport`.
+        `(qat_model, report)`: the new functional model, compiled like
+        `model` (with a fresh optimizer) when `model` is compiled and
+        uncompiled otherwise (see `tfcompress.graph.compile_like`), and a
+        `QuantizationReport`.
+
+    Raises:
+        ValueError: For a model that is not a built Sequential or
+            functional model, or is already quantization-aware; bad bit
+            widths or `filters`; or, with `strict=True`, a selected layer
+            that cannot be quantized.
 
     Example:
 
     ```python
-    qat_model, report = tfcompress.quantization.quantize_model(model)
+    qat_model, report = tfcompress.quantization.quantize_model(
+        model, data=x_train[:256])
     print(report)
     qat_model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
     qat_model.fit(x_train, y_train, epochs=2)
     tfcompress.to_tflite(qat_model, "model.tflite", quantization="int8")
+
+    # Only the blocks: the stem and the classifier keep float kernels.
+    qat_model, report = tfcompress.quantization.quantize_model(
+        model, filters="block")
     ```
     """
     check_bits("weight_bits", weight_bits)
@@ -137,19 +143,53 @@ def quantize_model(
             + ("" if not isinstance(model, keras.Model) else " (not built)")
         )
     _check_not_quantized(model)
+    is_selected = _selection(model, filters)
     flat, paths = flattening.flatten_model(model, inline=_is_inlined)
-    rewrite = _Rewrite(flat, paths, weight_bits, activation_bits, strict)
+    rewrite = _SelectiveRewrite(
+        flat,
+        paths,
+        weight_bits,
+        activation_bits,
+        strict,
+        is_selected=is_selected,
+    )
     qat_model = rewrite.build(name=f"{model.name}_qat")
-    if calibration_data is not None:
-        _initialize_ranges(qat_model, calibration_data)
+    if data is not None:
+        initialize_ranges(qat_model, data)
     report = QuantizationReport(
-        quantized=tuple(rewrite.quantized),
+        model_name=model.name,
+        rows=tuple(rewrite.rows),
         output_quantizers=rewrite.num_quantizers,
-        float_layers=tuple(rewrite.float_layers),
         weight_bits=weight_bits,
         activation_bits=activation_bits,
     )
-    return qat_model, report
+    return cloning.compile_like(qat_model, model), report
+
+
+def _selection(model, filters):
+    """`is_selected(layer, path)` of the flat model's layers for `filters`.
+
+    The filter sees the layers of `model` itself (the flat model holds
+    renamed copies), found by their path.
+    """
+    layer_filter = LayerFilter.get(filters)
+    entries = {entry.path: entry for entry in layer_tree.walk_layers(model)}
+    layer_filter.check_matches(
+        [
+            entry
+            for entry in entries.values()
+            if _kind(entry.layer) in _ROUNDED_KINDS
+        ],
+        "quantize_model",
+    )
+
+    def is_selected(layer, path):
+        entry = entries.get(path)
+        if entry is None:
+            return layer_filter(layer, path)
+        return layer_filter(entry.layer, path, entry.ancestors)
+
+    return is_selected
 
 
 def _is_inlined(layer):
@@ -173,37 +213,6 @@ def _check_not_quantized(model):
                 f"holds the ActivationQuantizer {layer.name!r}). Pass the "
                 "original float model to quantize_model."
             )
-
-
-def _initialize_ranges(qat_model, data):
-    """Sets every activation range from one pass over `data`.
-
-    Runs the model in training mode with rounding off, so each quantizer
-    sees the float tensor and takes its min / max as its first range, then
-    restores batch-norm statistics the pass moved.
-    """
-    quantizers = layer_tree.layers_of_type(qat_model, ActivationQuantizer)
-    norms = layer_tree.layers_of_type(
-        qat_model, keras.layers.BatchNormalization
-    )
-    saved_norms = [
-        [v.numpy() for v in (n.moving_mean, n.moving_variance)] for n in norms
-    ]
-    decays = [quantizer.ema_decay for quantizer in quantizers]
-    for quantizer in quantizers:
-        quantizer.quantize_enabled.assign(0.0)
-        quantizer.range_initialized.assign(0.0)
-        quantizer.range_frozen.assign(0.0)
-        quantizer.ema_decay = 0.0  # The range of the whole batch.
-    try:
-        qat_model(data, training=True)
-    finally:
-        for quantizer, decay in zip(quantizers, decays):
-            quantizer.ema_decay = decay
-            quantizer.quantize_enabled.assign(1.0)
-        for norm, (mean, variance) in zip(norms, saved_norms):
-            norm.moving_mean.assign(mean)
-            norm.moving_variance.assign(variance)
 
 
 def _activation_name(layer):
@@ -383,3 +392,33 @@ class _Rewrite:
         if kind in ("batch_norm", "add") and _is_relu(consumer):
             return False
         return True
+
+
+class _SelectiveRewrite(_Rewrite):
+    """`_Rewrite` that leaves the layers `filters` did not select in float,
+    and lists every layer with weights, in graph order, as report rows."""
+
+    def __init__(self, *args, is_selected):
+        super().__init__(*args)
+        self.is_selected = is_selected
+        self.rows = []
+
+    def _new_replacement(self, layer):
+        path = self.paths.get(id(layer), layer.name)
+        quantized, floats = len(self.quantized), len(self.float_layers)
+        if (
+            layer.weights
+            and _kind(layer) not in ("inline", "batch_norm")
+            and not self.is_selected(layer, path)
+        ):
+            # Not selected: float, whatever its rule, and never an error.
+            self.float_layers.append((path, NOT_SELECTED))
+            replacement = (layer, None, None)
+        else:
+            replacement = super()._new_replacement(layer)
+        layer_type = type(layer).__name__
+        for path in self.quantized[quantized:]:
+            self.rows.append(QuantizationRow(path, layer_type, INT8))
+        for path, reason in self.float_layers[floats:]:
+            self.rows.append(QuantizationRow(path, layer_type, FLOAT, reason))
+        return replacement
