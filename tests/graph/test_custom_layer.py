@@ -51,16 +51,25 @@ class MyDense(keras.layers.Layer):
         }
 
 
-# Everything tfcompress needs to know about MyDense, in one place.
-tfcompress.register_layer(
-    MyDense,
-    prunable_kernels=["kernel"],
-    macs=lambda layer, inputs, output: math.prod(output) * inputs[0][-1],
-    channels=channel_rules.producer(size_argument="units"),
-    quantize=QuantizeRule.rounded_kernels({"kernel": -1}),
-    # Its kernel, bias and activation are what SVD of a Dense reads.
-    decompositions={"svd": SVDMethod()},
-)
+def register_my_dense():
+    """Everything tfcompress needs to know about MyDense, in one place."""
+    tfcompress.register_layer(
+        MyDense,
+        prunable_kernels=["kernel"],
+        macs=lambda layer, inputs, output: math.prod(output) * inputs[0][-1],
+        channels=channel_rules.producer(size_argument="units"),
+        quantize=QuantizeRule.rounded_kernels({"kernel": -1}),
+        # Its kernel, bias and activation are what SVD of a Dense reads.
+        decompositions={"svd": SVDMethod()},
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    register_my_dense()
+    yield
+    # The registry is global: other tests' messages list what it knows.
+    tfcompress.graph.unregister_layer(MyDense)
 
 
 def _model():
@@ -212,3 +221,18 @@ def test_decompose_factorizes_it_with_svd(trained, data):
         rtol=1e-4,
         atol=1e-4,
     )
+
+
+def test_unregistered_it_is_unknown_to_every_tool(trained):
+    tfcompress.graph.unregister_layer(MyDense)
+    try:
+        report = tfcompress.profile(trained)
+        assert report.unknown_macs == ["mine"]
+        _, channels = tfcompress.pruning.prune_channels(trained, sparsity=0.5)
+        assert channels.row("mine").status == "left alone"
+        _, quantization = tfcompress.quantization.quantize_model(trained)
+        assert quantization.row("mine").status == "float"
+        weights = tfcompress.pruning.targets.all_prunable_weights(trained)
+        assert [weight.path for weight in weights] == ["logits"]
+    finally:
+        register_my_dense()

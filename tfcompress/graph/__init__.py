@@ -40,6 +40,7 @@ from tfcompress.graph.layer_tree import all_layers
 from tfcompress.graph.layer_tree import walk_layers
 from tfcompress.graph.registry import PrunableKernel
 from tfcompress.graph.registry import register_layer
+from tfcompress.graph.registry import unregister_layer
 
 __all__ = [
     "cloning",
@@ -61,5 +62,6 @@ __all__ = [
     "is_graph_model",
     "register_layer",
     "run_graph",
+    "unregister_layer",
     "walk_layers",
 ]

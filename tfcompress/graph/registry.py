@@ -139,6 +139,27 @@ def register_layer(
     return layer_class
 
 
+def unregister_layer(layer_class):
+    """Forgets every rule registered for `layer_class` itself.
+
+    Rules registered for its base classes stay; e.g. a test that
+    registers a layer of its own removes it afterwards with this.
+
+    Args:
+        layer_class: A class given to `register_layer`.
+
+    Raises:
+        ValueError: If nothing is registered for `layer_class`.
+    """
+    if layer_class not in _RULES:
+        raise ValueError(
+            f"Nothing is registered for {layer_class!r}. Registered: "
+            f"{sorted(cls.__name__ for cls in _RULES)}"
+        )
+    del _RULES[layer_class]
+    _CACHE.clear()
+
+
 def lookup(layer, aspect):
     """The rule of `aspect` for a layer (or class), and whose rule it is.
 
