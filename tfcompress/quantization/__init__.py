@@ -12,8 +12,10 @@
   with `tfcompress.graph.register_layer(..., quantize=...)`.
 - The layers it builds, registered for `.keras` files:
   `ActivationQuantizer`, `QuantizedConv2D`, `QuantizedDepthwiseConv2D`,
-  `QuantizedDense`, `FreezableBatchNormalization`, and `RoundedKernels`
-  (for layers of your own).
+  `QuantizedDense`, `QuantizedEinsumDense`, `QuantizedEmbedding`,
+  `QuantizedLayerNormalization`, `FreezableBatchNormalization`, and
+  `RoundedKernels` (for layers of your own); attention layers are inlined
+  through `MultiHeadAttentionInOps` and `GroupedQueryAttentionInOps`.
 
 Post-training quantization (calibrated int8, int16x8, mixed precision) is
 `tfcompress.export.to_tflite`; the training schedule (delay, batch-norm
@@ -29,9 +31,22 @@ from tfcompress.quantization.freezable_batch_normalization import (
 )
 from tfcompress.quantization.quantize_model import QuantizationReport
 from tfcompress.quantization.quantize_model import quantize_model
+from tfcompress.quantization.quantized_attention import (
+    GroupedQueryAttentionInOps,
+)
+from tfcompress.quantization.quantized_attention import (
+    MultiHeadAttentionInOps,
+)
+from tfcompress.quantization.quantized_einsum_dense import (
+    QuantizedEinsumDense,
+)
+from tfcompress.quantization.quantized_embedding import QuantizedEmbedding
 from tfcompress.quantization.quantized_layers import QuantizedConv2D
 from tfcompress.quantization.quantized_layers import QuantizedDense
 from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv2D
+from tfcompress.quantization.quantized_normalization import (
+    QuantizedLayerNormalization,
+)
 from tfcompress.quantization.quantize_rules import QuantizeRule
 from tfcompress.quantization.rounded_kernels import RoundedKernels
 
@@ -45,6 +60,11 @@ __all__ = [
     "QuantizedConv2D",
     "QuantizedDepthwiseConv2D",
     "QuantizedDense",
+    "QuantizedEinsumDense",
+    "QuantizedEmbedding",
+    "QuantizedLayerNormalization",
+    "MultiHeadAttentionInOps",
+    "GroupedQueryAttentionInOps",
     "FreezableBatchNormalization",
     "QuantizeRule",
     "RoundedKernels",
