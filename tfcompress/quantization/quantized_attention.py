@@ -26,6 +26,12 @@ class MultiHeadAttentionInOps(keras.layers.MultiHeadAttention):
     explicit einsum / softmax / einsum path (never flash attention), so
     that each op shows when the layer's `call()` is inlined.
 
+    Masks (causal, padding, `attention_mask`) reach the softmax as a
+    select: Keras puts -1e9 in masked scores, the int8 file the smallest
+    value of the scores' int8 range, so a masked position keeps a small
+    probability in the file (about `exp(min - max)` of the scores' range)
+    that it does not have in Keras.
+
     Args:
         **kwargs: `keras.layers.MultiHeadAttention` arguments.
 

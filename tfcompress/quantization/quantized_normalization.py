@@ -70,6 +70,13 @@ class QuantizedLayerNormalization(
             for name in _INTERMEDIATES
         }
 
+    def build(self, input_shape):
+        super().build(input_shape)
+        # Built here, not by their first call: a symbolic call of this
+        # layer only computes its output shape.
+        for quantizer in self.quantizers.values():
+            quantizer.build(input_shape)
+
     def call(self, inputs, training=None):
         ops = keras.ops
         x = ops.cast(inputs, "float32")
