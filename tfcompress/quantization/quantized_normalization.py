@@ -98,6 +98,10 @@ class QuantizedLayerNormalization(
         variance = rounded(
             "variance_epsilon", ops.add(variance, self.epsilon)
         )
+        # A variance that rounds to 0 would make the rsqrt infinite (and the
+        # learned range NaN); TFLite saturates there. Floored at epsilon,
+        # as the float layer's `variance + epsilon` is.
+        variance = ops.maximum(variance, self.epsilon)
         inverse = rounded("inverse_std", ops.rsqrt(variance))
         outputs = ops.multiply(x if self.rms_scaling else centered, inverse)
         if self.scale:
