@@ -15,7 +15,9 @@ import keras
 from tfcompress.graph import functional_graph
 
 
-def copy_layer(layer, name=None, input_shape=None, config_updates=None):
+def copy_layer(
+    layer, name=None, input_shape=None, config_updates=None, layer_class=None
+):
     """A fresh layer with `layer`'s config and, if built here, its weights.
 
     Args:
@@ -25,6 +27,9 @@ def copy_layer(layer, name=None, input_shape=None, config_updates=None):
             weights at once; otherwise the caller builds it (by calling
             it) and copies the weights.
         config_updates: Config entries to change, e.g. `{"filters": 8}`.
+        layer_class: The class of the copy, e.g. a subclass of the
+            layer's computing the same in other ops. Defaults to the
+            layer's class.
 
     Returns:
         The new layer.
@@ -34,7 +39,7 @@ def copy_layer(layer, name=None, input_shape=None, config_updates=None):
         config["name"] = name
     if config_updates:
         config.update(config_updates)
-    copy = type(layer).from_config(config)
+    copy = (layer_class or type(layer)).from_config(config)
     if input_shape is not None:
         copy.build(input_shape)
         copy.set_weights(layer.get_weights())

@@ -27,8 +27,10 @@ def flatten_model(model, inline=lambda layer: False):
 
     Args:
         model: A built Sequential or functional model.
-        inline: `fn(layer) -> bool`: whether to replace a layer by the
-            sublayers and ops its `call()` runs. Defaults to none.
+        inline: `fn(layer) -> bool or class`: whether to replace a layer
+            by the sublayers and ops its `call()` runs; a class (a subclass
+            of the layer's, built from its config and given its weights)
+            says whose `call()` to run instead. Defaults to none.
 
     Returns:
         `(flat_model, paths)`: `paths` maps `id(layer)` of each layer of
@@ -62,8 +64,12 @@ class _Flattening:
                 # A `keras.ops` call recorded in the graph: apply the same op.
                 return operation(*args, **kwargs)
             path = f"{prefix}{operation.name}"
-            if self.inline(operation):
-                return self.inline_layer(operation, path, args, kwargs)
+            inline = self.inline(operation)
+            if inline:
+                layer_class = None if inline is True else inline
+                return self.inline_layer(
+                    operation, path, args, kwargs, layer_class
+                )
             copy = self.layer_copy(operation, path)
             outputs = copy(*args, **kwargs)  # Builds the copy.
             if id(operation) not in self.weights_set:
@@ -80,18 +86,27 @@ class _Flattening:
             self.paths[id(copy)] = path
         return self.copies[id(layer)]
 
-    def inline_layer(self, layer, path, args, kwargs):
+    def inline_layer(self, layer, path, args, kwargs, layer_class=None):
         """Inlines a composite layer: its sublayers' calls on `args`.
 
-        The layer is copied and built with the original's weights, then its
-        own `call` runs on the symbolic inputs, which records its sublayers
-        and ops as nodes of the graph being built. Its sublayers are then
-        renamed with the layer's path, so names stay unique in the flat
-        model.
+        The layer is copied (as `layer_class` if given) and built with the
+        original's weights, then its own `call` runs on the symbolic
+        inputs, which records its sublayers and ops as nodes of the graph
+        being built. Its sublayers are then renamed with the layer's path,
+        so names stay unique in the flat model.
         """
         if id(layer) not in self.copies:
-            shape = keras.tree.map_structure(lambda x: x.shape, args[0])
-            copy = cloning.copy_layer(layer, input_shape=shape)
+            copy = cloning.copy_layer(layer, layer_class=layer_class)
+            build_config = layer.get_build_config()
+            if build_config:
+                # Built as the original was (a layer of several inputs, such
+                # as attention, records each input's shape).
+                copy.build_from_config(build_config)
+            else:
+                copy.build(
+                    keras.tree.map_structure(lambda x: x.shape, args[0])
+                )
+            copy.set_weights(layer.get_weights())
             for sublayer in layer_tree.all_layers(copy):
                 sub_path = f"{path}/{sublayer.name}"
                 # A functional model needs unique names: two blocks both

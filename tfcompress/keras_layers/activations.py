@@ -5,6 +5,7 @@ import keras
 from tfcompress.analysis import layer_costs
 from tfcompress.graph.registry import register_layer
 from tfcompress.pruning import channel_rules
+from tfcompress.quantization.quantize_rules import SOFTMAX_RANGE
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 L = keras.layers
@@ -28,11 +29,27 @@ def _is_plain_relu(layer):
     )
 
 
-def _is_relu_activation(layer):
-    return getattr(layer.activation, "__name__", "") in ("relu", "relu6")
+def _activation_rule(layer):
+    name = getattr(layer.activation, "__name__", "")
+    if name in ("relu", "relu6"):
+        return QuantizeRule.relu()
+    if name == "linear":
+        return QuantizeRule.keeps_input_scale()
+    if name == "softmax":
+        return QuantizeRule.fixed_range(*SOFTMAX_RANGE)
+    return QuantizeRule.own_scale()  # GELU, swish, ...
+
+
+def _softmax_rule(layer):
+    axis = layer.axis
+    if isinstance(axis, (list, tuple)) and len(axis) > 1:
+        return QuantizeRule.keep_float(
+            "no int8 kernel in TFLite for a softmax over several axes (it "
+            "is computed as exp(x - logsumexp(x)))"
+        )
+    return QuantizeRule.fixed_range(*SOFTMAX_RANGE)
 
 
 register_layer(L.ReLU, quantize=QuantizeRule.relu(applies=_is_plain_relu))
-register_layer(
-    L.Activation, quantize=QuantizeRule.relu(applies=_is_relu_activation)
-)
+register_layer(L.Activation, quantize=QuantizeRule.per_layer(_activation_rule))
+register_layer(L.Softmax, quantize=QuantizeRule.per_layer(_softmax_rule))

@@ -7,6 +7,7 @@ They are found by name (`tfcompress.graph.keras_internals
 from tfcompress.analysis import layer_costs
 from tfcompress.graph.keras_internals import application_layer_class
 from tfcompress.graph.registry import register_layer
+from tfcompress.quantization.quantize_rules import QuantizeRule
 
 # ConvNeXt's `x * gamma` (a per-channel scale) and Inception-ResNet's
 # `x + scale * residual`: element-wise, 0 MACs.
@@ -18,3 +19,10 @@ register_layer(
     tuple(cls for cls in _ELEMENTWISE if cls is not None),
     macs=layer_costs.no_macs,
 )
+
+# Quantization: ConvNeXt's LayerScale follows a Dense; the converter folds
+# the per-channel scale into its kernel, as it folds a batch norm (and
+# per-channel rounding gives the same integers with or without it).
+_LAYER_SCALE = application_layer_class("convnext", "LayerScale")
+if _LAYER_SCALE is not None:
+    register_layer(_LAYER_SCALE, quantize=QuantizeRule.folds_into_kernel())

@@ -4,6 +4,13 @@ import keras
 
 from tfcompress.analysis import attention_costs
 from tfcompress.graph.registry import register_layer
+from tfcompress.quantization.quantize_rules import QuantizeRule
+from tfcompress.quantization.quantized_attention import (
+    GroupedQueryAttentionInOps,
+)
+from tfcompress.quantization.quantized_attention import (
+    MultiHeadAttentionInOps,
+)
 
 L = keras.layers
 
@@ -18,3 +25,15 @@ register_layer(
 )
 # `AdditiveAttention` is a subclass of `Attention`.
 register_layer(L.Attention, macs=attention_costs.dot_product_attention_macs)
+
+# Quantization: inlined, through twins that never fuse the attention into
+# one op, so that the projections (EinsumDense), the two einsums (int8
+# BATCH_MATMUL) and the softmax (int8 SOFTMAX) are nodes of their own.
+register_layer(
+    L.MultiHeadAttention,
+    quantize=QuantizeRule.inline(twin=MultiHeadAttentionInOps),
+)
+register_layer(
+    L.GroupQueryAttention,
+    quantize=QuantizeRule.inline(twin=GroupedQueryAttentionInOps),
+)

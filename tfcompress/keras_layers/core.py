@@ -9,6 +9,8 @@ from tfcompress.graph.registry import PrunableKernel
 from tfcompress.graph.registry import register_layer
 from tfcompress.pruning import channel_rules
 from tfcompress.quantization.quantize_rules import QuantizeRule
+from tfcompress.quantization.quantized_einsum_dense import QuantizedEinsumDense
+from tfcompress.quantization.quantized_embedding import QuantizedEmbedding
 from tfcompress.quantization.quantized_layers import QuantizedDense
 
 register_layer(
@@ -53,4 +55,15 @@ register_layer(
         keras.layers.TorchModuleWrapper,
     ),
     macs=layer_costs.unknown("wraps a model from outside Keras"),
+)
+
+# Quantization: EinsumDense is a FULLY_CONNECTED with per-channel int8
+# weights (one scale per element of the kernel's output axes); Embedding a
+# GATHER on a per-tensor int8 table, its rows keeping the table's scale.
+register_layer(
+    keras.layers.EinsumDense,
+    quantize=QuantizeRule.kernel(QuantizedEinsumDense),
+)
+register_layer(
+    keras.layers.Embedding, quantize=QuantizeRule.lookup(QuantizedEmbedding)
 )

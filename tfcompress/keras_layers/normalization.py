@@ -6,6 +6,9 @@ from tfcompress.analysis import layer_costs
 from tfcompress.graph.registry import register_layer
 from tfcompress.pruning import channel_rules
 from tfcompress.quantization.quantize_rules import QuantizeRule
+from tfcompress.quantization.quantized_normalization import (
+    QuantizedLayerNormalization,
+)
 
 register_layer(
     keras.layers.BatchNormalization,
@@ -28,4 +31,11 @@ register_layer(
 # layer.
 register_layer(
     keras.layers.SpectralNormalization, macs=layer_costs.wrapped_layer_macs
+)
+
+# Quantization: TFLite lowers layer normalization to MEAN, SUB, MUL, MEAN,
+# ADD, RSQRT, MUL, MUL, ADD, all int8; the twin rounds each of them.
+register_layer(
+    keras.layers.LayerNormalization,
+    quantize=QuantizeRule.lowered(QuantizedLayerNormalization),
 )

@@ -10,6 +10,7 @@ from tfcompress.analysis import layer_costs
 from tfcompress.graph.keras_internals import op_class
 from tfcompress.graph.registry import register_layer
 from tfcompress.pruning import channel_rules
+from tfcompress.quantization.quantize_rules import SOFTMAX_RANGE
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
@@ -152,3 +153,15 @@ register_layer(
 )
 register_layer(_classes(("Relu", "Relu6")), quantize=QuantizeRule.relu())
 register_layer(_classes(("Add",), ("numpy",)), quantize=QuantizeRule.add())
+
+# Transformer ops: the attention einsums / matmuls are int8 BATCH_MATMULs
+# with an output scale of their own; softmax's int8 output range is fixed;
+# repeats (grouped-query attention) move int8 data.
+register_layer(_classes(("Einsum", "Matmul")), quantize=QuantizeRule.own_scale())
+register_layer(
+    _classes(("Softmax",)),
+    quantize=QuantizeRule.fixed_range(*SOFTMAX_RANGE),
+)
+register_layer(
+    _classes(("Repeat", "Tile")), quantize=QuantizeRule.keeps_input_scale()
+)

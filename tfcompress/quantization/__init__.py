@@ -13,8 +13,10 @@ the post-training pieces behind `to_tflite`'s integer modes.
   with `tfcompress.graph.register_layer(..., quantize=...)`.
 - The layers it builds, registered for `.keras` files:
   `ActivationQuantizer`, `QuantizedConv2D`, `QuantizedDepthwiseConv2D`,
-  `QuantizedDense`, `FreezableBatchNormalization`, and `RoundedKernels`
-  (for layers of your own).
+  `QuantizedDense`, `QuantizedEinsumDense`, `QuantizedEmbedding`,
+  `QuantizedLayerNormalization`, `FreezableBatchNormalization`, and
+  `RoundedKernels` (for layers of your own); attention layers are inlined
+  through `MultiHeadAttentionInOps` and `GroupedQueryAttentionInOps`.
 
 Post-training quantization, which `tfcompress.export.to_tflite` drives
 (it stays the entry point: `quantization="int8"`, `calibration=`,
@@ -63,9 +65,22 @@ from tfcompress.quantization.quantization_error_report import (
 from tfcompress.quantization.quantization_report import QuantizationReport
 from tfcompress.quantization.quantization_report import QuantizationRow
 from tfcompress.quantization.quantize_model import quantize_model
+from tfcompress.quantization.quantized_attention import (
+    GroupedQueryAttentionInOps,
+)
+from tfcompress.quantization.quantized_attention import (
+    MultiHeadAttentionInOps,
+)
+from tfcompress.quantization.quantized_einsum_dense import (
+    QuantizedEinsumDense,
+)
+from tfcompress.quantization.quantized_embedding import QuantizedEmbedding
 from tfcompress.quantization.quantized_layers import QuantizedConv2D
 from tfcompress.quantization.quantized_layers import QuantizedDense
 from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv2D
+from tfcompress.quantization.quantized_normalization import (
+    QuantizedLayerNormalization,
+)
 from tfcompress.quantization.quantize_rules import QuantizeRule
 from tfcompress.quantization.rounded_kernels import RoundedKernels
 
@@ -80,6 +95,11 @@ __all__ = [
     "QuantizedConv2D",
     "QuantizedDepthwiseConv2D",
     "QuantizedDense",
+    "QuantizedEinsumDense",
+    "QuantizedEmbedding",
+    "QuantizedLayerNormalization",
+    "MultiHeadAttentionInOps",
+    "GroupedQueryAttentionInOps",
     "FreezableBatchNormalization",
     "QuantizeRule",
     "RoundedKernels",

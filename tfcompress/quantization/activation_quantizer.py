@@ -23,10 +23,16 @@ class ActivationQuantizer(keras.layers.Layer):
     after a delay and freezes the range; both are variables, so the switch
     needs no recompilation and is saved with the model.
 
+    An op whose int8 output range TFLite fixes (softmax: scale 1/256, zero
+    point -128, so `[0, 255/256]`) gets a quantizer with `fixed_range`:
+    it rounds on that range and learns nothing.
+
     Args:
         num_bits: Bit width simulated, 2 to 8. Defaults to `8`.
         ema_decay: Decay of the moving average of the range, in [0, 1).
             Defaults to `0.999`.
+        fixed_range: Optional `(min, max)`: the range to round on, fixed
+            (not learned). Defaults to `None`: learned.
         **kwargs: Base layer arguments (`name`, ...).
 
     Input shape:
@@ -43,8 +49,20 @@ class ActivationQuantizer(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, num_bits=8, ema_decay=0.999, **kwargs):
+    def __init__(self, num_bits=8, ema_decay=0.999, fixed_range=None, **kwargs):
         super().__init__(**kwargs)
+        if fixed_range is not None:
+            if (
+                not isinstance(fixed_range, (tuple, list))
+                or len(fixed_range) != 2
+                or not float(fixed_range[0]) < float(fixed_range[1])
+            ):
+                raise ValueError(
+                    "`fixed_range` must be (min, max) with min < max, or "
+                    f"None. Received: fixed_range={fixed_range!r}"
+                )
+            fixed_range = (float(fixed_range[0]), float(fixed_range[1]))
+        self.fixed_range = fixed_range
         self.num_bits = check_bits("num_bits", num_bits)
         if not 0.0 <= ema_decay < 1.0:
             raise ValueError(
@@ -64,8 +82,9 @@ class ActivationQuantizer(keras.layers.Layer):
             )
 
         # Before any batch is seen the range is tfmot's default, [-6, 6].
-        self.range_min = state("range_min", -6.0, "mean")
-        self.range_max = state("range_max", 6.0, "mean")
+        low, high = self.fixed_range or (-6.0, 6.0)
+        self.range_min = state("range_min", low, "mean")
+        self.range_max = state("range_max", high, "mean")
         self.range_initialized = state(
             "range_initialized", 0.0, "only_first_replica"
         )
@@ -75,6 +94,8 @@ class ActivationQuantizer(keras.layers.Layer):
         self.range_frozen = state("range_frozen", 0.0, "only_first_replica")
 
     def call(self, inputs, training=None):
+        if self.fixed_range is not None:
+            return self._round_on_fixed_range(inputs, training)
         if not training:
             return fake_quant_per_tensor(
                 inputs, self.range_min, self.range_max, self.num_bits
@@ -111,6 +132,21 @@ class ActivationQuantizer(keras.layers.Layer):
         )
         return ops.cast(outputs, inputs.dtype)
 
+    def _round_on_fixed_range(self, inputs, training):
+        low, high = self.fixed_range
+        x = keras.ops.cast(inputs, "float32")
+
+        def rounded():
+            return fake_quant_per_tensor(x, low, high, self.num_bits)
+
+        if not training:
+            outputs = rounded()
+        else:
+            outputs = keras.ops.cond(
+                self.quantize_enabled > 0.5, rounded, lambda: x
+            )
+        return keras.ops.cast(outputs, inputs.dtype)
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
@@ -119,4 +155,5 @@ class ActivationQuantizer(keras.layers.Layer):
             **super().get_config(),
             "num_bits": self.num_bits,
             "ema_decay": self.ema_decay,
+            "fixed_range": self.fixed_range,
         }

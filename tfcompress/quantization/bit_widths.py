@@ -74,6 +74,9 @@ def with_bit_widths(model, *, weight_bits=8, activation_bits=8):
             config["weight_bits"] = weight_bits
         if isinstance(layer, ActivationQuantizer):
             config["num_bits"] = activation_bits
+        if "activation_bits" in config:
+            # A twin rounding its own intermediate tensors.
+            config["activation_bits"] = activation_bits
         return type(layer).from_config(config)
 
     copy = cloning.clone_model(model, clone, copy_weights=False)

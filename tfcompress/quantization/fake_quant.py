@@ -89,3 +89,25 @@ def fake_quant_per_tensor(x, range_min, range_max, num_bits=8):
     return keras.quantizers.fake_quant_with_min_max_vars(
         x, range_min, range_max, num_bits=num_bits, narrow_range=False
     )
+
+
+def fake_quant_constant(weight, num_bits=8):
+    """Per-tensor fake quantization of a constant on its own range.
+
+    TFLite's scheme for a constant operand of an element-wise op (the
+    table of a GATHER, the scale of a MUL, the shift of an ADD): one
+    asymmetric scale for the whole tensor, its range the tensor's own
+    minimum and maximum (widened to include 0). The range follows the
+    weight ("last value") and is not trained through; the op is a
+    fake-quant op, so the converter stores exactly these integers.
+
+    Args:
+        weight: Float tensor.
+        num_bits: Bit width, 2 to 8. Defaults to `8`.
+
+    Returns:
+        The weight, rounded to its quantization grid, same shape.
+    """
+    low = keras.ops.stop_gradient(keras.ops.min(weight))
+    high = keras.ops.stop_gradient(keras.ops.max(weight))
+    return fake_quant_per_tensor(weight, low, high, num_bits)

@@ -1,7 +1,6 @@
 """`quantize_model`: a Keras model rewritten for quantization-aware training."""
 
 import keras
-import numpy as np
 
 from tfcompress.graph import cloning
 from tfcompress.graph import flattening
@@ -43,14 +42,24 @@ def quantize_model(
     it (quantization-aware training, Jacob et al. 2018) teaches the weights
     to live with the rounding:
 
-    - Conv2D, DepthwiseConv2D and Dense compute with their kernels rounded
-      to int8, symmetric, narrow range, one scale per output channel.
+    - Conv2D, DepthwiseConv2D, Dense and EinsumDense compute with their
+      kernels rounded to int8, symmetric, narrow range, one scale per
+      output channel (on inputs of any rank: a transformer's token
+      projections are int8 FULLY_CONNECTED ops). Embedding reads its
+      table rounded per tensor, as TFLite's GATHER does.
+    - MultiHeadAttention and GroupQueryAttention are inlined: their
+      projections are quantized EinsumDense layers, their `Q K^T` and
+      `scores V` einsums (int8 BATCH_MATMUL) get their own output scales,
+      their softmax TFLite's fixed int8 range (scale 1/256).
+    - LayerNormalization rounds each of the int8 ops TFLite lowers it to
+      (MEAN, SUB, MUL, MEAN, ADD, RSQRT, MUL, MUL, ADD). ConvNeXt's
+      LayerScale folds into the Dense before it, as a batch norm would.
     - Activations are rounded to int8 per tensor (asymmetric) wherever
       TFLite gives a tensor its own scale: the model inputs; the output of
       a conv / dense with the batch norm and ReLU / ReLU6 the converter fuses
       into it (no rounding between them); adds (with a following ReLU);
-      concatenations; average pooling; softmax and other activations; the
-      model outputs. Max pooling, reshapes, dropout and channel shuffles keep
+      concatenations; average pooling; softmax (on its fixed range), GELU
+      and other activations; the model outputs. Max pooling, reshapes, dropout and channel shuffles keep
       their input's scale and get nothing. Ranges are moving averages of
       the batch min / max, learned during `fit`.
     - Batch norm stays a batch norm (trained with batch statistics) but can
@@ -193,8 +202,11 @@ def _selection(model, filters):
 
 
 def _is_inlined(layer):
+    """Whether to inline `layer`: `False`, `True`, or the class to inline."""
     rule = _rule(layer)
-    return rule is not None and rule.kind == "inline"
+    if rule is None or rule.kind != "inline":
+        return False
+    return rule.twin or True
 
 
 def _rule(operation):
@@ -202,7 +214,7 @@ def _rule(operation):
     rule, owner = registry.lookup(operation, "quantize")
     if rule is not None and rule.exact and type(operation) is not owner:
         return None  # A subclass may compute something else.
-    return rule
+    return None if rule is None else rule.resolve(operation)
 
 
 def _check_not_quantized(model):
@@ -262,19 +274,22 @@ class _Rewrite:
         )
         return functional_graph.model_from(inputs, outputs, name)
 
-    def _quantize_output(self, tensor, name):
+    def _quantize_output(self, tensor, name, rule=None):
         self.num_quantizers += 1
-        return ActivationQuantizer(num_bits=self.activation_bits, name=name)(
-            tensor
-        )
+        fixed_range = None
+        if rule is not None and rule.kind == "fixed_range":
+            fixed_range = rule.output_range
+        return ActivationQuantizer(
+            num_bits=self.activation_bits, fixed_range=fixed_range, name=name
+        )(tensor)
 
     def _node(self, node, args, kwargs):
         operation = node.operation
         if isinstance(operation, keras.layers.Layer):
-            layer, split_activation, state = self._replacement(operation)
+            layer, split_activation, new = self._replacement(operation)
             outputs = layer(*args, **kwargs)  # Builds a new layer.
-            if state is not None and id(layer) not in self.weights_set:
-                layer.set_weights(operation.get_weights() + state)
+            if new and id(layer) not in self.weights_set:
+                _copy_weights(operation, layer)
                 self.weights_set.add(id(layer))
         else:
             split_activation = None
@@ -284,15 +299,18 @@ class _Rewrite:
             # scale, then the activation runs as its own op.
             base = self._name(operation)
             outputs = self._quantize_output(outputs, f"{base}_preact_quant")
-            outputs = keras.layers.Activation(
+            activation = keras.layers.Activation(
                 split_activation, name=f"{base}_activation"
-            )(outputs)
-            return self._quantize_output(outputs, f"{base}_quant")
+            )
+            outputs = activation(outputs)
+            return self._quantize_output(
+                outputs, f"{base}_quant", _rule(activation)
+            )
         flat_outputs = keras.tree.flatten(outputs)
         if len(flat_outputs) != 1 or not self._needs_quantizer(node):
             return outputs
         return self._quantize_output(
-            outputs, f"{self._name(operation)}_quant"
+            outputs, f"{self._name(operation)}_quant", _rule(operation)
         )
 
     def _name(self, operation):
@@ -300,10 +318,10 @@ class _Rewrite:
         return (name or type(operation).__name__.lower()).replace("/", "_")
 
     def _replacement(self, layer):
-        """Returns `(layer, activation split off, state values)`.
+        """Returns `(layer, activation split off, whether it is new)`.
 
         A new layer is built by its first call; the caller then gives it
-        the original's weights followed by its own state variables' values.
+        the original's weights (see `_copy_weights`).
         """
         key = id(layer)
         if key not in self.replacements:
@@ -314,7 +332,7 @@ class _Rewrite:
         path = self.paths.get(id(layer), layer.name)
         rule = _rule(layer)
         kind = None if rule is None else rule.kind
-        if kind in ("kernel", "rounded_kernels"):
+        if kind in ("kernel", "rounded_kernels", "lookup", "lowered"):
             config = layer.get_config()
             if config.get("data_format", "channels_last") != "channels_last":
                 return self._leave_float(
@@ -325,8 +343,17 @@ class _Rewrite:
                 if _activation_name(layer) not in _FUSABLE_ACTIVATIONS:
                     split_activation = config["activation"]
                     config["activation"] = "linear"
+            if kind in ("kernel", "lookup"):
                 replacement = rule.twin.from_config(
                     {**config, "weight_bits": self.weight_bits}
+                )
+            elif kind == "lowered":
+                replacement = rule.twin.from_config(
+                    {
+                        **config,
+                        "weight_bits": self.weight_bits,
+                        "activation_bits": self.activation_bits,
+                    }
                 )
             else:
                 replacement = RoundedKernels(
@@ -339,16 +366,19 @@ class _Rewrite:
             if kind == "rounded_kernels":
                 # It wraps the flat model's own copy, weights and all; its
                 # switch starts on.
-                return replacement, None, None
-            state = [np.array(1.0, dtype="float32")]  # quantize_enabled
-            return replacement, split_activation, state
+                return replacement, None, False
+            return replacement, split_activation, True
         if kind == "batch_norm":
             replacement = FreezableBatchNormalization.from_config(
                 layer.get_config()
             )
-            return replacement, None, [np.array(0.0, dtype="float32")]
+            return replacement, None, True
         if kind == "keep_float":
             return self._leave_float(layer, path, rule.reason)
+        if kind == "folds_into_kernel":
+            # Kept as it is: the converter folds its constant into the
+            # kernel before it, then rounds that per channel.
+            return layer, None, False
         if layer.weights and kind != "inline":
             return self._leave_float(
                 layer,
@@ -356,7 +386,7 @@ class _Rewrite:
                 f"{type(layer).__name__} has no quantize rule (register one "
                 "with tfcompress.graph.register_layer)",
             )
-        return layer, None, None
+        return layer, None, False
 
     def _leave_float(self, layer, path, reason):
         if self.strict:
@@ -366,7 +396,7 @@ class _Rewrite:
                 "replace the layer."
             )
         self.float_layers.append((path, reason))
-        return layer, None, None
+        return layer, None, False
 
     def _needs_quantizer(self, node):
         """Whether the node's output gets its own int8 scale in TFLite."""
@@ -375,7 +405,7 @@ class _Rewrite:
         if "float" not in str(output.dtype):
             return False
         kind = _kind(operation)
-        if kind == "keeps_input_scale":
+        if kind in ("keeps_input_scale", "lookup"):
             return False
         if id(output) in self.outputs:
             return True
@@ -383,13 +413,18 @@ class _Rewrite:
         if len(consumers) != 1:
             return True
         consumer = consumers[0].operation
-        # Conv / Dense (+ BN) (+ ReLU) and Add + ReLU are one TFLite op.
+        # Conv / Dense (+ BN or a per-channel scale) (+ ReLU) and Add + ReLU
+        # are one TFLite op.
         if kind in ("kernel", "rounded_kernels") and (
             _activation_name(operation) == "linear"
         ):
-            if _kind(consumer) == "batch_norm" or _is_relu(consumer):
+            if _kind(consumer) in ("batch_norm", "folds_into_kernel"):
                 return False
-        if kind in ("batch_norm", "add") and _is_relu(consumer):
+            if _is_relu(consumer):
+                return False
+        if kind in ("batch_norm", "folds_into_kernel", "add") and _is_relu(
+            consumer
+        ):
             return False
         return True
 
@@ -422,3 +457,20 @@ class _SelectiveRewrite(_Rewrite):
         for path, reason in self.float_layers[floats:]:
             self.rows.append(QuantizationRow(path, layer_type, FLOAT, reason))
         return replacement
+
+
+def _copy_weights(original, twin):
+    """Gives `twin` the weights of the layer it replaces.
+
+    A twin holds the original's weights first, in the same order, then
+    state of its own (switches, ranges), which keeps its initial values.
+    """
+    for target, source in zip(twin.weights, original.weights):
+        if tuple(target.shape) != tuple(source.shape):
+            raise ValueError(
+                f"{type(twin).__name__} {twin.name!r} does not hold the "
+                f"weights of {type(original).__name__} in order: "
+                f"{target.path} has shape {tuple(target.shape)}, "
+                f"{source.path} has shape {tuple(source.shape)}"
+            )
+        target.assign(source)

@@ -17,17 +17,34 @@ follow what the TFLite converter does with each op:
 - `keeps_input_scale()`: max pooling, reshapes, padding, ...: the int8
   output has the input's scale, so no rounding after it.
 - `own_scale()`: an op whose int8 output gets a scale of its own
-  (softmax, average pooling, concatenation): rounded after it. Layers
+  (average pooling, concatenation, GELU): rounded after it. Layers
   without weights and without a rule are treated so.
 - `inline()`: a composite layer quantized through its sublayers (it is
   inlined into the flat graph first).
 - `keep_float(reason)`: left in float32 on purpose, e.g. no int8 kernel in
   TFLite; the report gives the reason.
+- `fixed_range(min, max)`: an op whose int8 output has a range fixed by
+  TFLite (softmax: `[0, 255/256]`, scale 1/256): rounded on that range.
+- `lookup(twin)`: a table lookup (Embedding): replaced by `twin`, the same
+  layer reading its table rounded per tensor; TFLite's GATHER output keeps
+  the table's scale, so no rounding after it.
+- `folds_into_kernel()`: a per-channel scale by a constant (ConvNeXt's
+  `LayerScale`) that the converter folds into the conv / dense before it,
+  as it folds a batch norm: no rounding between them.
+- `lowered(twin)`: a layer TFLite lowers to several integer ops (layer
+  normalization): replaced by `twin`, the same layer rounding each
+  intermediate tensor and constant where TFLite does.
+- `per_layer(choose)`: the rule depends on the layer's config
+  (`Activation("relu")` fuses, `Activation("linear")` keeps its input's
+  scale): `choose(layer)` returns the rule.
 
 A layer with weights and no rule is left float and reported.
 """
 
 import dataclasses
+
+# TFLite's int8 softmax output: scale 1/256, zero point -128.
+SOFTMAX_RANGE = (0.0, 255.0 / 256.0)
 
 KINDS = (
     "kernel",
@@ -39,6 +56,11 @@ KINDS = (
     "own_scale",
     "inline",
     "keep_float",
+    "fixed_range",
+    "lookup",
+    "folds_into_kernel",
+    "lowered",
+    "per_layer",
 )
 
 
@@ -50,8 +72,13 @@ class QuantizeRule:
 
     Attributes:
         kind: One of `KINDS`.
-        twin: For `"kernel"`: the layer class computing with a rounded
-            kernel (built from the original's config plus `weight_bits`).
+        twin: For `"kernel"` and `"lookup"`: the layer class computing
+            with a rounded kernel or table (built from the original's
+            config plus `weight_bits`); for `"lowered"`: the layer class
+            rounding its intermediates (config plus `weight_bits` and
+            `activation_bits`); for `"inline"`, optionally, the subclass
+            whose `call()` is inlined in the layer's place (same config and
+            weights), e.g. one computing in ops TFLite quantizes.
         kernels: For `"rounded_kernels"`: `{attribute: output_axis}`.
         reason: For `"keep_float"`: why the layer stays float.
         applies: For `"relu"`: `fn(layer) -> bool`, whether this layer is
@@ -59,6 +86,8 @@ class QuantizeRule:
         exact: Whether the rule applies to the registered class only, not
             to its subclasses (a subclass may compute something else with
             its kernel).
+        output_range: For `"fixed_range"`: `(min, max)` of the output.
+        choose: For `"per_layer"`: `fn(layer) -> QuantizeRule`.
     """
 
     kind: str
@@ -67,6 +96,8 @@ class QuantizeRule:
     reason: str = ""
     applies: object = None
     exact: bool = False
+    output_range: tuple | None = None
+    choose: object = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -86,6 +117,8 @@ class QuantizeRule:
         Args:
             kernels: `{attribute: output_axis}`, e.g. `{"kernel": -1}`: the
                 layer's `call()` must read each kernel as `self.<attribute>`.
+                The axis `None` rounds a weight per tensor, as TFLite stores
+                the constant operand of an element-wise op (ADD, MUL).
         """
         if not isinstance(kernels, dict) or not kernels:
             raise ValueError(
@@ -120,9 +153,17 @@ class QuantizeRule:
         return cls("own_scale")
 
     @classmethod
-    def inline(cls):
-        """A composite layer, quantized through its sublayers."""
-        return cls("inline")
+    def inline(cls, twin=None):
+        """A composite layer, quantized through its sublayers.
+
+        Args:
+            twin: Optional subclass of the layer whose `call()` is inlined
+                instead (built from the same config, given the same
+                weights), e.g. one that computes in ops TFLite can quantize
+                where the layer itself would use a fused op. Defaults to
+                `None`: the layer's own `call()`.
+        """
+        return cls("inline", twin=twin)
 
     @classmethod
     def keep_float(cls, reason):
@@ -139,3 +180,59 @@ class QuantizeRule:
         return self.kind == "relu" and (
             self.applies is None or bool(self.applies(layer))
         )
+
+    # Kinds added for transformer and text layers.
+
+    @classmethod
+    def fixed_range(cls, minimum, maximum):
+        """An op whose int8 output range TFLite fixes (softmax).
+
+        Args:
+            minimum: The smallest value of the range.
+            maximum: The largest value of the range, above `minimum`.
+        """
+        if not minimum < maximum:
+            raise ValueError(
+                "`fixed_range` needs minimum < maximum. Received: "
+                f"minimum={minimum!r}, maximum={maximum!r}"
+            )
+        return cls("fixed_range", output_range=(float(minimum), float(maximum)))
+
+    @classmethod
+    def lookup(cls, twin):
+        """A table lookup, through `twin` reading its table rounded."""
+        return cls("lookup", twin=twin, exact=True)
+
+    @classmethod
+    def folds_into_kernel(cls):
+        """A per-channel constant scale folded into the kernel op before."""
+        return cls("folds_into_kernel")
+
+    @classmethod
+    def lowered(cls, twin):
+        """A layer lowered to several int8 ops, through `twin` rounding
+        each of their outputs."""
+        return cls("lowered", twin=twin, exact=True)
+
+    @classmethod
+    def per_layer(cls, choose):
+        """A rule chosen per layer: `choose(layer)` returns the rule."""
+        if not callable(choose):
+            raise ValueError(
+                "`choose` must be a function layer -> QuantizeRule. "
+                f"Received: choose={choose!r}"
+            )
+        return cls("per_layer", choose=choose)
+
+    def resolve(self, layer):
+        """The rule that applies to `layer` (`choose(layer)` if per layer)."""
+        if self.kind != "per_layer":
+            return self
+        rule = self.choose(layer)
+        if not isinstance(rule, QuantizeRule) or rule.kind == "per_layer":
+            raise ValueError(
+                "A per_layer rule must choose a QuantizeRule of another "
+                f"kind. Received: {rule!r} for layer "
+                f"{getattr(layer, 'name', layer)!r}"
+            )
+        return rule

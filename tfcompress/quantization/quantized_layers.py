@@ -15,15 +15,14 @@ overridden to return the rounded kernel.
 
 import keras
 
-from tfcompress.quantization.fake_quant import check_bits
-from tfcompress.quantization.fake_quant import fake_quant_per_channel
 from tfcompress.quantization.fake_quant import round_per_channel
+from tfcompress.quantization.kernel_quantization import KernelQuantization
 from tfcompress.quantization.rounded_kernels import RoundedKernels
 
 
 def has_quantized_kernel(layer):
-    """Whether `layer` rounds its kernel (a layer below, `RoundedKernels`)."""
-    return isinstance(layer, (_KernelQuantization, RoundedKernels))
+    """Whether `layer` rounds its kernel (a twin, or `RoundedKernels`)."""
+    return isinstance(layer, (KernelQuantization, RoundedKernels))
 
 
 def quantized_kernel_layers(layers):
@@ -31,57 +30,8 @@ def quantized_kernel_layers(layers):
     return [layer for layer in layers if has_quantized_kernel(layer)]
 
 
-class _KernelQuantization:
-    """Mixin: a `weight_bits` argument and the kernel rounding.
-
-    Listed before the Keras layer in the bases, so its `__init__`, `build`
-    and `get_config` wrap the layer's own.
-    """
-
-    def __init__(self, *args, weight_bits=8, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.weight_bits = check_bits("weight_bits", weight_bits)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.quantize_enabled = self.add_weight(
-            name="quantize_enabled",
-            shape=(),
-            initializer="ones",
-            trainable=False,
-            aggregation="only_first_replica",
-        )
-
-    # The rounding function; see `round_per_channel` for Dense's.
-    _round = staticmethod(fake_quant_per_channel)
-
-    def _rounded(self, kernel, training):
-        if not training:
-            return self._round(kernel, self.weight_bits)
-        # A branch, as in `ActivationQuantizer`: no rounding before the
-        # delay ends, no select over the kernel and its gradient after.
-        return keras.ops.cond(
-            self.quantize_enabled > 0.5,
-            lambda: self._round(kernel, self.weight_bits),
-            lambda: kernel,
-        )
-
-    # Conv2D and Dense save only their kernel and bias, under "0", "1"; the
-    # switch goes after them, so their load (and its count check) still fit.
-    # DepthwiseConv2D saves every variable, the switch last, by itself.
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        own = self._trainable_variables + self._non_trainable_variables
-        if self.built and len(store.keys()) < len(own):
-            store[str(len(store.keys()))] = self.quantize_enabled
-
-    def load_own_variables(self, store):
-        super().load_own_variables(store)
-        if self.built:
-            self.quantize_enabled.assign(store[str(len(store.keys()) - 1)])
-
-    def get_config(self):
-        return {**super().get_config(), "weight_bits": self.weight_bits}
+# The mixin's old private name, for the twins of this module.
+_KernelQuantization = KernelQuantization
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -156,11 +106,46 @@ class QuantizedDense(_KernelQuantization, keras.layers.Dense):
     _round = staticmethod(round_per_channel)
 
     def call(self, inputs, training=None):
-        outputs = keras.ops.matmul(
-            inputs, self._rounded(self.kernel, training)
+        kernel = self._rounded(self.kernel, training)
+        if len(inputs.shape) <= 2:
+            return self._dense(inputs, kernel)
+        # On (batch, ..., features) inputs the matmul runs on the rows
+        # flattened to 2-D, with the bias and activation before the reshape
+        # back: the converter then makes one FULLY_CONNECTED with the bias
+        # and ReLU fused into it, whose int8 output scale comes through the
+        # reshape from the rounding after the layer. Keras's own 3-D matmul
+        # adds the bias after its reshape back, which leaves the matmul's
+        # output without a range, so the converter keeps it float.
+        rows = keras.ops.reshape(inputs, (-1, inputs.shape[-1]))
+        outputs = self._dense(rows, kernel)
+        return keras.ops.reshape(
+            outputs, leading_shape(inputs) + [self.units]
         )
+
+    def _dense(self, inputs, kernel):
+        outputs = keras.ops.matmul(inputs, kernel)
         if self.bias is not None:
             outputs = keras.ops.add(outputs, self.bias)
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
+
+
+def leading_shape(inputs, count=None):
+    """The sizes of the first `count` axes of `inputs`, for a reshape.
+
+    `count` defaults to all but the last axis. Static sizes where known; a
+    first size that is not becomes -1, any other unknown size is read at
+    run time.
+    """
+    count = len(inputs.shape) - 1 if count is None else count
+    sizes = list(inputs.shape[:count])
+    unknown = [size is None for size in sizes]
+    if not any(unknown[1:]):
+        first = [-1 if size is None else size for size in sizes[:1]]
+        return first + sizes[1:]
+    shape = keras.ops.shape(inputs)
+    return [
+        shape[axis] if size is None else size
+        for axis, size in enumerate(sizes)
+    ]

@@ -10,7 +10,11 @@ it; nothing else changes in the model.
 
 The rounding is `round_per_channel`'s (plain ops): the converter folds the
 rounded constant kernel and quantizes it per output channel itself, to the
-same integers, whatever op reads it.
+same integers, whatever op reads it. A weight that is an operand of an
+element-wise op (a learned position embedding added to the tokens, a
+scale multiplied in) is stored by TFLite with one scale for the whole
+tensor: give it the axis `None`, and it is rounded per tensor on its own
+range (`fake_quant_constant`).
 """
 
 import contextlib
@@ -19,6 +23,7 @@ import inspect
 import keras
 
 from tfcompress.quantization.fake_quant import check_bits
+from tfcompress.quantization.fake_quant import fake_quant_constant
 from tfcompress.quantization.fake_quant import round_per_channel
 
 
@@ -29,7 +34,9 @@ class RoundedKernels(keras.layers.Wrapper):
     Args:
         layer: The layer to wrap. Its `call()` must read each kernel as an
             attribute (`self.kernel`), not through a property.
-        kernels: `{attribute: output_channel_axis}`, e.g. `{"kernel": -1}`.
+        kernels: `{attribute: output_channel_axis}`, e.g. `{"kernel": -1}`;
+            the axis `None` rounds the weight per tensor (an operand of an
+            element-wise op: ADD, MUL).
         weight_bits: Bit width simulated for the kernels, 2 to 8. Defaults
             to `8`.
         **kwargs: Base layer keyword arguments, such as `name`.
@@ -64,7 +71,10 @@ class RoundedKernels(keras.layers.Wrapper):
                     "it. Write a subclass computing with the rounded "
                     "kernel and register it with QuantizeRule.kernel(twin)."
                 )
-        self.kernels = {str(name): int(axis) for name, axis in kernels.items()}
+        self.kernels = {
+            str(name): None if axis is None else int(axis)
+            for name, axis in kernels.items()
+        }
         self.weight_bits = check_bits("weight_bits", weight_bits)
 
     def build(self, input_shape=None):
@@ -86,6 +96,8 @@ class RoundedKernels(keras.layers.Wrapper):
 
     def _rounded(self, kernel, axis, training):
         def rounded():
+            if axis is None:
+                return fake_quant_constant(kernel, self.weight_bits)
             moved = keras.ops.moveaxis(kernel, axis, -1)
             return keras.ops.moveaxis(
                 round_per_channel(moved, self.weight_bits), -1, axis

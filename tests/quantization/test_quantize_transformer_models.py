@@ -1,0 +1,230 @@
+"""Quantization-aware training of whole transformer and text models.
+
+Each model: trained float briefly, `quantize_model`, a short `fit`,
+`to_tflite(..., quantization="int8")`. The file must hold every weight of
+its FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D / GATHER ops as int8
+(and feed its BATCH_MATMULs int8), be no larger than 1.05 times the
+converter's own int8 post-training file of the float model, and agree
+with the quantization-aware model on the top-1 class of 500+ inputs.
+Each test prints its figures (run with `-s` to see them).
+"""
+
+import time
+
+import keras
+import numpy as np
+
+import tfcompress
+from tests.quantization.conftest import LOSS
+from tests.quantization.conftest import float_ops
+from tfcompress.analysis import layer_costs
+from tfcompress.export import inspect_tflite
+from tfcompress.export import to_tflite
+from tfcompress.export import verify
+from tfcompress.quantization import QuantizeRule
+from tfcompress.quantization import quantize_model
+
+# Ops whose constant weights TFLite stores as int8 in an int8 file.
+KERNEL_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "GATHER")
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned embedding of each token's position: `x + position`."""
+
+    def build(self, input_shape):
+        self.position = self.add_weight(
+            shape=(1, *input_shape[1:]),
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+            name="position",
+        )
+
+    def call(self, inputs):
+        return keras.ops.add(inputs, self.position)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+tfcompress.graph.register_layer(
+    PositionEmbedding,
+    prunable_kernels=(),
+    macs=layer_costs.no_macs,
+    # An ADD with a constant operand: TFLite stores it per tensor.
+    quantize=QuantizeRule.rounded_kernels({"position": None}),
+    override=True,
+)
+
+
+def small_vit(input_shape, num_classes, patch=2, dim=32, heads=2, blocks=2):
+    """A ViT of standard Keras layers: Conv2D patches, a learned position
+    embedding, pre-norm encoder blocks (LayerNormalization,
+    MultiHeadAttention, GELU MLP), average-pooled classifier."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(dim, patch, strides=patch, name="patches")(inputs)
+    tokens = (input_shape[0] // patch) * (input_shape[1] // patch)
+    x = keras.layers.Reshape((tokens, dim), name="tokens")(x)
+    x = PositionEmbedding(name="position")(x)
+    for b in range(blocks):
+        y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"b{b}_ln1")(x)
+        y = keras.layers.MultiHeadAttention(
+            heads, dim // heads, dropout=0.1, name=f"b{b}_attention"
+        )(y, y)
+        x = keras.layers.Add(name=f"b{b}_add1")([x, y])
+        y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"b{b}_ln2")(x)
+        y = keras.layers.Dense(2 * dim, activation="gelu", name=f"b{b}_mlp1")(y)
+        y = keras.layers.Dense(dim, name=f"b{b}_mlp2")(y)
+        x = keras.layers.Add(name=f"b{b}_add2")([x, y])
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="ln")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    outputs = keras.layers.Dense(num_classes, name="head")(x)
+    return keras.Model(inputs, outputs, name="small_vit")
+
+
+def convnext_first_stages(num_classes):
+    """ConvNeXtTiny (weights=None, 32x32x3) up to the end of its stage 1
+    (stem, 3 + 3 blocks, a downsampling), with ConvNeXt's head."""
+    full = keras.applications.ConvNeXtTiny(
+        weights=None, input_shape=(32, 32, 3), classes=num_classes
+    )
+    features = full.get_layer("convnext_tiny_downsampling_block_1").input
+    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(features)
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="head_ln")(x)
+    outputs = keras.layers.Dense(num_classes, name="head_dense")(x)
+    return keras.Model(full.input, outputs, name="convnext_first_stages")
+
+
+def _kernel_weights(path):
+    """`(op, dtype, bytes)` of each constant weight of the kernel ops, and
+    the dtypes of the BATCH_MATMUL operands."""
+    weights, matmul_operands = [], []
+    for op in inspect_tflite(path).ops:
+        if op.name in KERNEL_OPS:
+            for tensor in op.inputs:
+                # int32: biases and indices, not weights.
+                if tensor.is_constant and tensor.dtype != "int32":
+                    weights.append(
+                        (op.name, tensor.dtype, tensor.constant_bytes)
+                    )
+        if op.name == "BATCH_MATMUL":
+            matmul_operands += [tensor.dtype for tensor in op.inputs]
+    return weights, matmul_operands
+
+
+def _quantization_aware_export(model, x_train, y_train, x_check, tmp_path):
+    """QAT, export and checks; returns the figures."""
+    start = time.perf_counter()
+    qat, report = quantize_model(model, strict=True)
+    qat.compile(keras.optimizers.Adam(3e-4), LOSS, jit_compile=False)
+    qat.fit(x_train, y_train, epochs=1, batch_size=32, verbose=0)
+    export = to_tflite(qat, tmp_path / "qat.tflite", quantization="int8")
+    ptq = to_tflite(
+        model,
+        tmp_path / "ptq.tflite",
+        quantization="int8",
+        representative_data=x_train[:200],
+    )
+    weights, matmul_operands = _kernel_weights(export.path)
+    total = sum(size for _, _, size in weights)
+    int8 = sum(size for _, dtype, size in weights if dtype == "int8")
+    parity = verify(qat, export.path, x_check)
+    figures = {
+        "model": model.name,
+        "int8_weight_share": int8 / total,
+        "not_int8": [(op, dtype) for op, dtype, _ in weights if dtype != "int8"],
+        "batch_matmul_operands": sorted(set(matmul_operands)),
+        "size_vs_ptq": export.size_bytes / ptq.size_bytes,
+        "size_bytes": export.size_bytes,
+        "ptq_size_bytes": ptq.size_bytes,
+        "agreement": parity.top1_agreement,
+        "examples": parity.num_examples,
+        "float_ops": float_ops(export.path),
+        "float_layers": report.float_layers,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    print(figures)
+    return figures
+
+
+def _check(figures):
+    assert figures["not_int8"] == []  # No exception: every kernel has one.
+    assert figures["int8_weight_share"] == 1.0
+    assert figures["batch_matmul_operands"] in ([], ["int8"])
+    assert figures["size_vs_ptq"] <= 1.05
+    assert figures["examples"] >= 500
+    assert figures["agreement"] >= 0.99
+    assert figures["float_layers"] == ()
+
+
+def test_vit_exports_int8_and_matches(digits, tmp_path):
+    x_train, y_train, x_test, _ = digits
+    model = small_vit((8, 8, 1), 10)
+    model.compile(keras.optimizers.Adam(1e-3), LOSS, jit_compile=False)
+    model.fit(x_train, y_train, epochs=3, batch_size=32, verbose=0)
+    x_check = np.concatenate([x_test, x_train])[:600]
+    figures = _quantization_aware_export(
+        model, x_train, y_train, x_check, tmp_path
+    )
+    _check(figures)
+    assert figures["float_ops"] == []
+    names = [op.name for op in inspect_tflite(tmp_path / "qat.tflite").ops]
+    # Per block: 4 projections + 2 MLP; and the head.
+    assert names.count("FULLY_CONNECTED") == 2 * 6 + 1
+    assert names.count("BATCH_MATMUL") == 2 * 2
+    assert names.count("SOFTMAX") == 2 and names.count("GELU") == 2
+    assert names.count("RSQRT") == 5  # 5 layer normalizations, int8.
+
+
+def _images_32x32(x):
+    """Digits upsampled to 32x32, three channels, in [0, 255] (what
+    ConvNeXt's own preprocessing expects)."""
+    x = np.repeat(np.repeat(x, 4, axis=1), 4, axis=2)
+    return np.repeat(x, 3, axis=-1) * 255.0
+
+
+def test_convnext_exports_int8_and_matches(digits, tmp_path):
+    x_train, y_train, x_test, _ = digits
+    x_train, x_test = _images_32x32(x_train), _images_32x32(x_test)
+    model = convnext_first_stages(10)
+    # As after training: biases and layer scales away from their initial
+    # zeros and 1e-6 (an all-zero bias the converter would drop).
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        if len(weight.shape) == 1:
+            weight.assign(weight.numpy() + rng.normal(0, 0.1, weight.shape))
+    x_check = np.concatenate([x_test, x_train])[:512]
+    figures = _quantization_aware_export(
+        model, x_train[:512], y_train[:512], x_check, tmp_path
+    )
+    _check(figures)
+    # Only ConvNeXt's input normalization, a preprocessing layer without a
+    # quantize rule, stays float (on the float input, before the stem).
+    assert figures["float_ops"] == ["SUB", "MUL"]
+    names = [op.name for op in inspect_tflite(tmp_path / "qat.tflite").ops]
+    # LayerScale folds into the Dense before it: the MULs left are the
+    # layer normalizations' (3 each) and the input normalization's.
+    layer_norms = names.count("RSQRT")
+    assert layer_norms == 1 + 6 + 1 + 1  # Stem, blocks, downsampling, head.
+    assert names.count("MUL") == 3 * layer_norms + 1
+    assert names.count("GELU") == 6
+
+
+def test_text_model_exports_int8_and_matches(tmp_path):
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 200, (1024, 24)).astype("int32")
+    labels = (np.mean(tokens < 60, axis=1) > 0.3).astype("int32")
+    inputs = keras.Input((24,), dtype="int32")
+    x = keras.layers.Embedding(200, 16, name="embed")(inputs)
+    x = keras.layers.Dense(32, activation="relu", name="proj")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    outputs = keras.layers.Dense(2, name="head")(x)
+    model = keras.Model(inputs, outputs, name="text")
+    model.compile(keras.optimizers.Adam(1e-2), LOSS, jit_compile=False)
+    model.fit(tokens, labels, epochs=3, batch_size=32, verbose=0)
+    figures = _quantization_aware_export(
+        model, tokens, labels, tokens[:600], tmp_path
+    )
+    _check(figures)
+    assert figures["float_ops"] == []
+    names = [op.name for op in inspect_tflite(tmp_path / "qat.tflite").ops]
+    assert names.count("GATHER") == 1 and names.count("FULLY_CONNECTED") == 2
