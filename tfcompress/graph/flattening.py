@@ -67,9 +67,10 @@ class _Flattening:
             inline = self.inline(operation)
             if inline:
                 layer_class = None if inline is True else inline
-                return self.inline_layer(
+                outputs = self.inline_layer(
                     operation, path, args, kwargs, layer_class
                 )
+                return _with_static_shapes(outputs, node.outputs)
             copy = self.layer_copy(operation, path)
             outputs = copy(*args, **kwargs)  # Builds the copy.
             if id(operation) not in self.weights_set:
@@ -115,3 +116,25 @@ class _Flattening:
                 self.paths[id(sublayer)] = sub_path
             self.copies[id(layer)] = copy
         return self.copies[id(layer)].call(*args, **kwargs)
+
+
+def _with_static_shapes(outputs, references):
+    """`outputs`, reshaped where their shapes lost what `references` knew.
+
+    Running a layer's `call()` op by op on symbolic tensors can lose
+    static dimensions that the layer's own output spec knew (attention
+    with a mask computes some shapes at run time); the next layers need
+    them to build. A reshape to the known shape restores them (TFLite
+    runs it as a RESHAPE, which keeps an int8 tensor's scale).
+    """
+    flat = keras.tree.flatten(outputs)
+    if len(flat) != len(references):
+        return outputs
+    restored = []
+    for tensor, reference in zip(flat, references):
+        known = tuple(reference.shape)
+        if tuple(tensor.shape) != known and len(tensor.shape) == len(known):
+            if all(dim is not None for dim in known[1:]):
+                tensor = keras.ops.reshape(tensor, (-1, *known[1:]))
+        restored.append(tensor)
+    return keras.tree.pack_sequence_as(outputs, restored)
