@@ -16,14 +16,14 @@ AUDIO_SHAPE = (24, 6)
 L = keras.layers
 
 
-def text_data(num_examples, seed=0):
+def text_data(num_examples, seed=0, timesteps=TIMESTEPS):
     """Token sequences whose class is the marker token (1, 2 or 3) they
     hold three times, among random tokens >= 4."""
     rng = np.random.default_rng(seed)
-    x = rng.integers(4, VOCABULARY, (num_examples, TIMESTEPS))
+    x = rng.integers(4, VOCABULARY, (num_examples, timesteps))
     y = rng.integers(0, NUM_CLASSES, num_examples)
     for i in range(num_examples):
-        x[i, rng.choice(TIMESTEPS, 3, replace=False)] = y[i] + 1
+        x[i, rng.choice(timesteps, 3, replace=False)] = y[i] + 1
     return x.astype("int32"), y
 
 

@@ -10,31 +10,39 @@ ops every LiteRT build has (`FULLY_CONNECTED`, `LOGISTIC`, `TANH`, `MUL`,
 `ADD`, `SPLIT`), with float, hybrid (dynamic range) and int8 kernels, and
 XNNPACK runs them.
 
-Measured on an Embedding + LSTM(24) classifier of 16 timesteps (TF 2.21,
-LiteRT CPU, one thread), against the two other routes to builtin ops:
+Measured on a trained Embedding + LSTM(24) classifier of 16 timesteps
+(`benchmarks/recurrent_export.py`; TF 2.21, LiteRT CPU, one thread, one
+example per `invoke()`), against the two other routes to builtin ops:
 
 - The converter's fused `UNIDIRECTIONAL_SEQUENCE_LSTM`, which it makes from
   a function marked `api_implements="lstm_..."` with the `time_major`
   attribute and the signature `(inputs, init_h, init_c, kernel,
-  recurrent_kernel, bias) -> (last_output, outputs, h, c, runtime)` (as
-  tf.keras 2's LSTM generated; Keras 3's does not): a function generated at
+  recurrent_kernel, bias) -> (last_output, outputs, h, c, runtime)`, as
+  tf.keras 2's LSTM generated (Keras 3's does not). A function generated at
   export time from the layer's weights is fused, but only with a fixed
-  batch (the fusion checks that the initial states have static shapes), for
-  LSTM only (LiteRT has no fused GRU), without masks, and the file keeps the
-  final state as the next call's initial state (the states are variable
-  tensors; a constant zero state is required by the converter), so a
-  second `invoke()` computed something else. Its float file was 2.6 times
-  smaller and 1.3 to 1.45 times slower than the unrolled one; its int8 file
-  had a relative error of 110 to 120 % (the unrolled int8 one: 11 %).
+  batch (the fusion checks that the initial states have static shapes),
+  for LSTM only (LiteRT has no fused GRU), without masks. With constant
+  zero initial states (tf.keras 2's) the file carries the final state over
+  to the next `invoke()` (the states become variable tensors): 73 % top-1
+  agreement, relative error 0.78, unless the app resets the interpreter's
+  variables before each call; initial states computed in the graph avoid
+  that. The fused files were 2.6 to 2.9 (float) and 6.7 to 7.7 (int8)
+  times smaller than the unrolled ones, and 1.3 to 1.5 (float) and about
+  11.5 (int8) times slower (XNNPACK runs the unrolled ops). Their int8 error was 0.34 % (unrolled:
+  0.63 %), but 110 % on a barely trained model whose unrolled int8 file
+  was at 11 %.
 - The `tf.while_loop` itself, which the converter lowers to a builtin
   `WHILE` once the batch is fixed: float and dynamic range files ran
-  correctly for sequences of any length, 2.2 times smaller and 2.4 to 2.6
-  times slower than unrolled; the int8 conversion crashed the process
-  (segmentation fault).
+  correctly for sequences of any length, 2.3 to 2.9 times smaller and 2.2
+  to 2.6 times slower than unrolled; the int8 conversion crashed the
+  process (segmentation fault).
 
-So recurrent layers are unrolled for the export. Unrolling needs the number
-of timesteps, and the file grows with it (a few thousand bytes of graph per
-timestep and layer, on top of the weights, which are stored once).
+So recurrent layers are unrolled for the export: the one route that gives
+correct files for every recurrent layer, mask, batch size and
+quantization mode, and the fastest. It needs the number of timesteps, and
+the file grows with it: about 2.75 KB of graph per timestep for this LSTM
+(44 KB at 8 timesteps, 198 KB at 64), on top of the weights, which are
+stored once.
 """
 
 import contextlib

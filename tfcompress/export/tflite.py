@@ -117,9 +117,11 @@ def to_tflite(
     `select_tf_ops=True`, which keeps its loop as Flex ops. The file grows
     with the number of timesteps (the graph repeats per timestep; the
     weights are stored once). The converter's fused
-    `UNIDIRECTIONAL_SEQUENCE_LSTM` was measured and not chosen: it exists
-    for LSTM only, needs a batch of 1, carries its state over to the next
-    call, and its int8 file was wrong (see
+    `UNIDIRECTIONAL_SEQUENCE_LSTM` and a builtin `WHILE` loop were
+    measured and not chosen: the fused op exists for LSTM only, needs a
+    batch of 1, carries its state over to the next call (with constant
+    initial states, as tf.keras 2 made them), and ran slower;
+    the loop ran slower and its int8 conversion crashed (see
     `tfcompress.export.recurrent_unrolling`).
 
     A quantization mode is a request: the converter leaves in float what
