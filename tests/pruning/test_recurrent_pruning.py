@@ -45,7 +45,8 @@ def test_gru_simple_rnn_and_bidirectional_cells_are_found():
             keras.Input((6,), dtype="int32"),
             L.Embedding(VOCABULARY, 4, name="embedding"),
             L.Bidirectional(
-                L.GRU(3, return_sequences=True), name="bidirectional"
+                L.GRU(3, return_sequences=True, name="gru"),
+                name="bidirectional",
             ),
             L.SimpleRNN(2, name="simple_rnn"),
         ]
