@@ -54,9 +54,10 @@ class MagnitudePruning(keras.callbacks.Callback):
             (see `tfcompress.graph.LayerFilter.specificity`).
         filters: Which kernels to prune when `schedule` is a single
             schedule, as Keras's `Model.quantize(filters=...)` chooses
-            layers: `None` (every Dense, EinsumDense and convolution
-            kernel, at any depth), a regular expression searched in the
-            name of the layer owning the kernel and in the kernel's path
+            layers: `None` (every Dense, EinsumDense, convolution and
+            recurrent kernel, and Embedding tables, at any depth), a
+            regular expression searched in the name of the layer owning
+            the kernel and in the kernel's path
             (`"block1/expand"`; `"block1"` selects every kernel inside a
             composite layer `block1`; a kernel not called `kernel` has its
             attribute at the end of its path, e.g.

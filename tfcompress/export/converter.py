@@ -5,6 +5,8 @@ import warnings
 
 import tensorflow as tf
 
+from tfcompress.export.recurrent_unrolling import unrolled_recurrent_layers
+
 QUANTIZATION_MODES = ("none", "float16", "dynamic", "int8", "int16x8")
 # Modes calibrated on sample data: weights and activations integer.
 INTEGER_MODES = ("int8", "int16x8")
@@ -57,6 +59,10 @@ def converter_settings(quantization, select_tf_ops):
 def convert(model, path, settings, select_tf_ops):
     """Converts `model` to a `.tflite` file with Keras's LiteRT exporter.
 
+    Recurrent layers are unrolled for the conversion (see
+    `tfcompress.export.recurrent_unrolling`), so that they become builtin
+    ops; the model is left as it was.
+
     Args:
         model: A built Keras model.
         path: The file to write.
@@ -67,6 +73,8 @@ def convert(model, path, settings, select_tf_ops):
     Raises:
         RuntimeError: If the model needs Flex ops and `select_tf_ops` is
             `False`; the converter's error is kept in the message.
+        ValueError: If a recurrent layer reads sequences of unknown length
+            and `select_tf_ops` is `False`.
 
     Example:
 
@@ -82,7 +90,8 @@ def convert(model, path, settings, select_tf_ops):
             "ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated"
         )
         try:
-            model.export(path, format="litert", verbose=False, **settings)
+            with unrolled_recurrent_layers(model, select_tf_ops):
+                model.export(path, format="litert", verbose=False, **settings)
         except Exception as error:
             message = str(error)
             needs_flex = (

@@ -33,6 +33,7 @@ from tfcompress.export.precision_check import refuse_float_ops
 from tfcompress.export.quantization_aware import (
     quantization_aware_conversion,
 )
+from tfcompress.export.recurrent_unrolling import layers_to_unroll
 from tfcompress.export.tflite_export import TFLiteExport
 from tfcompress.quantization import is_quantization_aware
 from tfcompress.quantization.keep_float import check_keep_float
@@ -104,6 +105,25 @@ def to_tflite(
     op: keeping either keeps the fused op. The file's input and output stay
     float32.
 
+    Recurrent layers (`LSTM`, `GRU`, `SimpleRNN`, `ConvLSTM*`, `RNN` of a
+    cell; also inside `Bidirectional` and nested models) are unrolled for
+    the export: the model itself is left as it was, and the file computes
+    each timestep with builtin ops (`FULLY_CONNECTED`, `LOGISTIC`, `TANH`,
+    `MUL`, `ADD`, ...), which every LiteRT build runs in float, dynamic
+    range and int8, without Flex ops and without state kept from one call
+    to the next. Masks (`Embedding(mask_zero=True)`) are kept. This needs a
+    fixed number of timesteps (`keras.Input((timesteps, ...))`): a layer
+    reading sequences of unknown length is an error, unless
+    `select_tf_ops=True`, which keeps its loop as Flex ops. The file grows
+    with the number of timesteps (the graph repeats per timestep; the
+    weights are stored once). The converter's fused
+    `UNIDIRECTIONAL_SEQUENCE_LSTM` and a builtin `WHILE` loop were
+    measured and not chosen: the fused op exists for LSTM only, needs a
+    batch of 1, carries its state over to the next call (with constant
+    initial states, as tf.keras 2 made them), and ran slower;
+    the loop ran slower and its int8 conversion crashed (see
+    `tfcompress.export.recurrent_unrolling`).
+
     A quantization mode is a request: the converter leaves in float what
     it cannot quantize, and says nothing. So after every quantized export
     the written file is read back (`tfcompress.litert.tflite_precision`)
@@ -172,8 +192,10 @@ def to_tflite(
     Raises:
         ValueError: If an argument is invalid or does not apply to the
             quantization mode, or if `data` is empty or does not match the
-            model's input shape; or, with `strict=True`, if an integer
-            export left a weighted op in float. Nothing is written.
+            model's input shape; if a recurrent layer reads sequences of
+            unknown length and `select_tf_ops` is `False`; or, with
+            `strict=True`, if an integer export left a weighted op in
+            float. Nothing is written.
         RuntimeError: If the model needs TensorFlow (Flex) ops and
             `select_tf_ops` is `False`.
 
@@ -221,6 +243,8 @@ def to_tflite(
     check_flag("strict", strict)
     check_flag("verbose", verbose)
     check_built(model)
+    # Before any conversion: a recurrent layer that cannot be unrolled.
+    layers_to_unroll(model, select_tf_ops)
     keep_float = check_keep_float(
         keep_float, model, quantization, input_type, output_type
     )

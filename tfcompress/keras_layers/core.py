@@ -38,6 +38,12 @@ register_layer(
 )
 # A lookup: no MACs, and TFLite has no sparse lookup to gain from pruning.
 register_layer(keras.layers.Embedding, macs=layer_costs.no_macs)
+# Prunable all the same: pruned entries are zeros in the file's table,
+# which compresses smaller. No input-channel axis for N:M sparsity.
+register_layer(
+    keras.layers.Embedding,
+    prunable_kernels=[PrunableKernel("embeddings", input_axis=None)],
+)
 # `reverse=True` multiplies by the transposed table (tied output logits).
 register_layer(
     keras.layers.ReversibleEmbedding,

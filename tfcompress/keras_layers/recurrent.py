@@ -3,6 +3,7 @@
 import keras
 
 from tfcompress.analysis import recurrent_costs
+from tfcompress.graph.registry import PrunableKernel
 from tfcompress.graph.registry import register_layer
 
 L = keras.layers
@@ -24,3 +25,15 @@ register_layer(L.StackedRNNCells, macs=recurrent_costs.stacked_cells_macs)
 # `TimeDistributed` has no rule: it calls its layer once per timestep, and
 # the profile counts those calls.
 register_layer(L.Bidirectional, macs=recurrent_costs.bidirectional_macs)
+
+# The cells hold the weights (the layers find them as sublayers: an LSTM's
+# kernels are at "lstm/lstm_cell"). Both kernels reduce over axis -2: the
+# step's input features for `kernel` `(input_dim, gates * units)`, the
+# previous state for `recurrent_kernel` `(units, gates * units)`.
+register_layer(
+    (L.LSTMCell, L.GRUCell, L.SimpleRNNCell),
+    prunable_kernels=[
+        PrunableKernel("kernel", input_axis=-2),
+        PrunableKernel("recurrent_kernel", input_axis=-2),
+    ],
+)

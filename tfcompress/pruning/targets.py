@@ -3,10 +3,13 @@
 A prunable weight is a kernel that the layer registry lists for its layer
 class (`tfcompress.graph.register_layer(..., prunable_kernels=...)`): the
 kernels of Dense, EinsumDense, convolution (including transposed),
-depthwise and separable convolution layers, found at any depth: inside
-nested models and inside composite layers such as tfcompress's
-`InvertedResidual`. Each is named by its layer path, e.g. `"block1/expand"`,
-so that two sublayers called `"depthwise"` in two blocks stay apart.
+depthwise and separable convolution layers, Embedding tables, and the
+`kernel` and `recurrent_kernel` of LSTM, GRU and SimpleRNN cells, found at
+any depth: inside nested models, inside composite layers such as
+tfcompress's `InvertedResidual`, and inside recurrent layers (their cells).
+Each is named by its layer path, e.g. `"block1/expand"` or
+`"lstm/lstm_cell/recurrent_kernel"`, so that two sublayers called
+`"depthwise"` in two blocks stay apart.
 """
 
 import dataclasses
@@ -122,8 +125,9 @@ def select_weights(model, filters=None, min_weights=0):
     if not candidates:
         raise ValueError(
             "The model has no prunable layer: pruning applies to the kernels "
-            "of Dense, EinsumDense and convolution layers (also inside "
-            "nested models and tfcompress layers)."
+            "of Dense, EinsumDense, convolution and recurrent layers and to "
+            "Embedding tables (also inside nested models and tfcompress "
+            "layers)."
         )
     layer_filter.check_matches(
         [_entry(weight) for weight in candidates], "magnitude pruning"
