@@ -18,22 +18,24 @@ from tfcompress.export import to_tflite
 
 
 @pytest.fixture(scope="module")
-def qat_3d_dense():
-    """A quantization-aware model whose first Dense reads a 3-D input.
+def qat_with_conv3d():
+    """A quantization-aware model whose first layer is a Conv3D.
 
-    `quantize_model` reports both Dense layers as int8, and the trained
-    model exports through the converter's QAT path; the converter lowers
-    the Dense on the 3-D input to a float FULLY_CONNECTED all the same.
+    `quantize_model` has no int8 rewrite for Conv3D and reports it float;
+    the user did not ask for it to stay float (`keep_float`), and the
+    converter, finding no quantization range around it, leaves the file's
+    CONV_3D float without a word.
     """
     keras.utils.set_random_seed(0)
-    inputs = keras.Input((6, 8))
-    x = keras.layers.Dense(16, activation="relu", name="d3")(inputs)
+    inputs = keras.Input((4, 4, 4, 2))
+    x = keras.layers.Conv3D(4, 2, activation="relu", name="c3")(inputs)
     x = keras.layers.Flatten(name="flatten")(x)
     model = keras.Model(inputs, keras.layers.Dense(4, name="head")(x))
     qat_model, report = tfcompress.quantization.quantize_model(model)
-    assert report.quantized == ("d3", "head")
+    assert report.quantized == ("head",)
+    assert report.row("c3").status == "float"
     rng = np.random.default_rng(0)
-    x_train = rng.random((256, 6, 8), "float32")
+    x_train = rng.random((256, 4, 4, 4, 2), "float32")
     y_train = rng.integers(0, 4, 256)
     qat_model.compile(
         "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -101,32 +103,35 @@ def test_keep_float_layers_are_float_as_asked(tmp_path):
 
 
 def test_float_ops_the_converter_left_are_warned_about(
-    qat_3d_dense, tmp_path, capsys
+    qat_with_conv3d, tmp_path, capsys
 ):
-    model, x = qat_3d_dense
+    model, x = qat_with_conv3d
     with pytest.warns(
         UserWarning,
         match=r"quantization='int8' was requested, but 1 of 2 weighted ops "
-        r"of '.*qat.tflite' compute in float: FULLY_CONNECTED 'd3' \(float, "
+        r"of '.*qat.tflite' compute in float: CONV_3D 'c3' \(float, "
         r"float32 weights\).*Pass strict=True",
     ):
         export = to_tflite(model, tmp_path / "qat.tflite", quantization="int8")
     assert capsys.readouterr().out.splitlines()[-1] == (
-        "int8 requested: 1 of 2 weighted ops integer (1 float: d3), 42.9% of "
+        "int8 requested: 1 of 2 weighted ops integer (1 float: c3), 62.8% of "
         "weight bytes int8"
     )
-    # The file really computes d3 in float: float32 kernel, float32 output.
+    # The file really computes c3 in float: float32 kernel, float32 output.
     inspection = inspect_tflite(export)
-    dense = [op for op in inspection.ops if op.name == "FULLY_CONNECTED"]
-    assert [op.inputs[1].dtype for op in dense] == ["float32", "int8"]
-    assert [op.outputs[0].dtype for op in dense] == ["float32", "int8"]
+    weighted = [
+        op for op in inspection.ops if op.name in ("CONV_3D", "FULLY_CONNECTED")
+    ]
+    assert [op.name for op in weighted] == ["CONV_3D", "FULLY_CONNECTED"]
+    assert [op.inputs[1].dtype for op in weighted] == ["float32", "int8"]
+    assert [op.outputs[0].dtype for op in weighted] == ["float32", "int8"]
     precision = export.precision
-    row = precision.row("d3")
+    row = precision.row("c3")
     assert (row.compute, row.kept_float) == ("float", False)
-    assert row.layers == ("d3",)
+    assert row.layers == ("c3",)
     assert precision.weight_bytes_by_dtype == {
-        "float32": 4 * 8 * 16,
-        "int8": 96 * 4,
+        "float32": 4 * (2 * 2 * 2 * 2 * 4),
+        "int8": (3 * 3 * 3 * 4) * 4,
     }
     text = str(export)
     assert "(int8 requested; 1 of 2 weighted ops float)" in text
@@ -137,13 +142,13 @@ def test_float_ops_the_converter_left_are_warned_about(
     assert np.mean(outputs.argmax(-1) == expected.argmax(-1)) >= 0.9
 
 
-def test_strict_refuses_float_ops_and_writes_nothing(qat_3d_dense, tmp_path):
-    model, _ = qat_3d_dense
+def test_strict_refuses_float_ops_and_writes_nothing(qat_with_conv3d, tmp_path):
+    model, _ = qat_with_conv3d
     path = tmp_path / "qat.tflite"
     with pytest.raises(
         ValueError,
         match=r"1 of 2 weighted ops .* compute in float: FULLY_CONNECTED "
-        r"'d3'.*With strict=True no file is written.*Received: strict=True",
+        r"'c3'.*With strict=True no file is written.*Received: strict=True",
     ):
         to_tflite(model, path, quantization="int8", strict=True)
     assert os.listdir(tmp_path) == []
