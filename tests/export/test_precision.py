@@ -147,7 +147,7 @@ def test_strict_refuses_float_ops_and_writes_nothing(qat_with_conv3d, tmp_path):
     path = tmp_path / "qat.tflite"
     with pytest.raises(
         ValueError,
-        match=r"1 of 2 weighted ops .* compute in float: FULLY_CONNECTED "
+        match=r"1 of 2 weighted ops .* compute in float: CONV_3D "
         r"'c3'.*With strict=True no file is written.*Received: strict=True",
     ):
         to_tflite(model, path, quantization="int8", strict=True)
