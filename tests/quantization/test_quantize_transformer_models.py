@@ -14,71 +14,16 @@ import time
 import keras
 import numpy as np
 
-import tfcompress
 from tests.quantization.conftest import LOSS
 from tests.quantization.conftest import float_ops
-from tfcompress.analysis import layer_costs
 from tfcompress.export import inspect_tflite
 from tfcompress.export import to_tflite
 from tfcompress.export import verify
-from tfcompress.quantization import QuantizeRule
 from tfcompress.quantization import quantize_model
+from tfcompress.models import small_vit
 
 # Ops whose constant weights TFLite stores as int8 in an int8 file.
 KERNEL_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "GATHER")
-
-
-@keras.saving.register_keras_serializable(package="tests")
-class PositionEmbedding(keras.layers.Layer):
-    """Adds a learned embedding of each token's position: `x + position`."""
-
-    def build(self, input_shape):
-        self.position = self.add_weight(
-            shape=(1, *input_shape[1:]),
-            initializer=keras.initializers.RandomNormal(stddev=0.02),
-            name="position",
-        )
-
-    def call(self, inputs):
-        return keras.ops.add(inputs, self.position)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-
-tfcompress.graph.register_layer(
-    PositionEmbedding,
-    prunable_kernels=(),
-    macs=layer_costs.no_macs,
-    # An ADD with a constant operand: TFLite stores it per tensor.
-    quantize=QuantizeRule.rounded_kernels({"position": None}),
-    override=True,
-)
-
-
-def small_vit(input_shape, num_classes, patch=2, dim=32, heads=2, blocks=2):
-    """A ViT of standard Keras layers: Conv2D patches, a learned position
-    embedding, pre-norm encoder blocks (LayerNormalization,
-    MultiHeadAttention, GELU MLP), average-pooled classifier."""
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Conv2D(dim, patch, strides=patch, name="patches")(inputs)
-    tokens = (input_shape[0] // patch) * (input_shape[1] // patch)
-    x = keras.layers.Reshape((tokens, dim), name="tokens")(x)
-    x = PositionEmbedding(name="position")(x)
-    for b in range(blocks):
-        y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"b{b}_ln1")(x)
-        y = keras.layers.MultiHeadAttention(
-            heads, dim // heads, dropout=0.1, name=f"b{b}_attention"
-        )(y, y)
-        x = keras.layers.Add(name=f"b{b}_add1")([x, y])
-        y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"b{b}_ln2")(x)
-        y = keras.layers.Dense(2 * dim, activation="gelu", name=f"b{b}_mlp1")(y)
-        y = keras.layers.Dense(dim, name=f"b{b}_mlp2")(y)
-        x = keras.layers.Add(name=f"b{b}_add2")([x, y])
-    x = keras.layers.LayerNormalization(epsilon=1e-6, name="ln")(x)
-    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
-    outputs = keras.layers.Dense(num_classes, name="head")(x)
-    return keras.Model(inputs, outputs, name="small_vit")
 
 
 def convnext_first_stages(num_classes):
