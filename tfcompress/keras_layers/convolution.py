@@ -11,6 +11,7 @@ from tfcompress.pruning import channel_rules
 from tfcompress.quantization.quantize_rules import QuantizeRule
 from tfcompress.quantization.quantized_layers import QuantizedConv2D
 from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv2D
+from tfcompress.quantization.separable_in_layers import SeparableConv2DInLayers
 
 register_layer(
     (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D),
@@ -52,4 +53,11 @@ register_layer(
     ],
     macs=layer_costs.separable_convolution_macs,
     channels=channel_rules.separable_convolution,
+)
+# Quantization: a separable convolution is a DEPTHWISE_CONV_2D and a 1x1
+# CONV_2D in TFLite, with an int8 tensor between them: inlined as the two
+# layers, each with its rounded kernel.
+register_layer(
+    keras.layers.SeparableConv2D,
+    quantize=QuantizeRule.inline(twin=SeparableConv2DInLayers),
 )
