@@ -9,7 +9,9 @@ from tfcompress.graph.registry import PrunableKernel
 from tfcompress.graph.registry import register_layer
 from tfcompress.pruning import channel_rules
 from tfcompress.quantization.quantize_rules import QuantizeRule
+from tfcompress.quantization.quantized_layers import QuantizedConv1D
 from tfcompress.quantization.quantized_layers import QuantizedConv2D
+from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv1D
 from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv2D
 from tfcompress.quantization.separable_in_layers import SeparableConv2DInLayers
 
@@ -44,6 +46,14 @@ register_layer(
 register_layer(
     keras.layers.DepthwiseConv2D,
     quantize=QuantizeRule.kernel(QuantizedDepthwiseConv2D),
+)
+# 1-D convolutions are CONV_2D / DEPTHWISE_CONV_2D over a height of 1.
+register_layer(
+    keras.layers.Conv1D, quantize=QuantizeRule.kernel(QuantizedConv1D)
+)
+register_layer(
+    keras.layers.DepthwiseConv1D,
+    quantize=QuantizeRule.kernel(QuantizedDepthwiseConv1D),
 )
 register_layer(
     (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D),
