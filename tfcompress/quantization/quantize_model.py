@@ -302,6 +302,9 @@ class _Rewrite:
             activation = keras.layers.Activation(
                 split_activation, name=f"{base}_activation"
             )
+            inlined = _is_inlined(activation)
+            if inlined:
+                return self._inlined_activation(activation, inlined, outputs)
             outputs = activation(outputs)
             return self._quantize_output(
                 outputs, f"{base}_quant", _rule(activation)
@@ -312,6 +315,18 @@ class _Rewrite:
         return self._quantize_output(
             outputs, f"{self._name(operation)}_quant", _rule(operation)
         )
+
+    def _inlined_activation(self, activation, twin, tensor):
+        """An activation TFLite runs as several ops (swish: LOGISTIC, MUL),
+        its ops rewritten as nodes of the graph, each rounded where TFLite
+        rounds."""
+        twin = twin.from_config(activation.get_config())
+        inputs = keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype)
+        graph = functional_graph.functional_graph(
+            keras.Model(inputs, twin.call(inputs))
+        )
+        self.consumers.update(functional_graph.consumers(graph))
+        return functional_graph.run_graph(graph, [tensor], self._node)[0]
 
     def _name(self, operation):
         name = getattr(operation, "name", None)

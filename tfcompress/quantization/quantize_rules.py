@@ -45,6 +45,10 @@ import dataclasses
 
 # TFLite's int8 softmax output: scale 1/256, zero point -128.
 SOFTMAX_RANGE = (0.0, 255.0 / 256.0)
+# TFLite's int8 LOGISTIC output: scale 1/256, zero point -128.
+SIGMOID_RANGE = (0.0, 255.0 / 256.0)
+# TFLite's int8 TANH output: scale 1/128, zero point 0.
+TANH_RANGE = (-1.0, 127.0 / 128.0)
 
 KINDS = (
     "kernel",
