@@ -4,6 +4,10 @@ import keras
 
 from tfcompress.analysis import layer_costs
 from tfcompress.graph.registry import register_layer
+from tfcompress.quantization.quantize_rules import QuantizeRule
+from tfcompress.quantization.quantized_input_normalization import (
+    QuantizedNormalization,
+)
 
 L = keras.layers
 
@@ -68,4 +72,18 @@ register_layer(
 register_layer(
     (L.MelSpectrogram, L.STFTSpectrogram),
     macs=layer_costs.unknown("spectrogram: no FFT convention"),
+)
+
+# Quantization: a per-channel affine with constants, TFLite's int8 MUL and
+# ADD (see `QuantizedNormalization`). `invert=True` stays float.
+def _normalization_rule(layer):
+    if layer.invert:
+        return QuantizeRule.keep_float(
+            "Normalization(invert=True) has no quantization-aware rewrite"
+        )
+    return QuantizeRule.lowered(QuantizedNormalization)
+
+
+register_layer(
+    L.Normalization, quantize=QuantizeRule.per_layer(_normalization_rule)
 )

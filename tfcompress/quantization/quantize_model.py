@@ -19,6 +19,9 @@ from tfcompress.quantization.quantization_report import NOT_SELECTED
 from tfcompress.quantization.quantization_report import QuantizationReport
 from tfcompress.quantization.quantization_report import QuantizationRow
 from tfcompress.quantization.range_initialization import initialize_ranges
+from tfcompress.quantization.unfolded_batch_normalization import (
+    UnfoldedBatchNormalization,
+)
 from tfcompress.quantization.rounded_kernels import RoundedKernels
 
 # Activations TFLite fuses into the op before them.
@@ -259,7 +262,16 @@ class _Rewrite:
         self.replacements = {}
         self.weights_set = set()
         self.consumers = functional_graph.consumers(flat)
+        self.producers = {
+            id(tensor): node
+            for node in functional_graph.call_nodes(flat)
+            for tensor in node.outputs
+        }
         self.outputs = {id(x) for x in flat.outputs}
+        # `{id(tensor): ActivationQuantizer}`: whose range sets the tensor's
+        # int8 scale (its own rounding, or the one before a reshape / max
+        # pooling that keeps it).
+        self.scale_sources = {}
 
     def build(self, name):
         inputs = functional_graph.fresh_inputs(self.flat)
@@ -279,14 +291,17 @@ class _Rewrite:
         fixed_range = None
         if rule is not None and rule.kind == "fixed_range":
             fixed_range = rule.output_range
-        return ActivationQuantizer(
+        quantizer = ActivationQuantizer(
             num_bits=self.activation_bits, fixed_range=fixed_range, name=name
-        )(tensor)
+        )
+        outputs = quantizer(tensor)
+        self.scale_sources[id(outputs)] = quantizer
+        return outputs
 
     def _node(self, node, args, kwargs):
         operation = node.operation
         if isinstance(operation, keras.layers.Layer):
-            layer, split_activation, new = self._replacement(operation)
+            layer, split_activation, new = self._replacement(operation, node)
             outputs = layer(*args, **kwargs)  # Builds a new layer.
             if new and id(layer) not in self.weights_set:
                 _copy_weights(operation, layer)
@@ -310,6 +325,17 @@ class _Rewrite:
                 outputs, f"{base}_quant", _rule(activation)
             )
         flat_outputs = keras.tree.flatten(outputs)
+        kind = _kind(operation)
+        if kind in ("keeps_input_scale", "input_scale") and len(flat_outputs) == 1:
+            source = self._scale_source(args)
+            if source is not None:
+                if kind == "input_scale":
+                    # Average pooling: TFLite keeps the input's scale and
+                    # rounds the mean to it; the input's quantizer, called
+                    # again without learning, rounds on that same range.
+                    outputs = source(outputs, observe=False)
+                self.scale_sources[id(outputs)] = source
+                return outputs
         if len(flat_outputs) != 1 or not self._needs_quantizer(node):
             return outputs
         return self._quantize_output(
@@ -328,11 +354,18 @@ class _Rewrite:
         self.consumers.update(functional_graph.consumers(graph))
         return functional_graph.run_graph(graph, [tensor], self._node)[0]
 
+    def _scale_source(self, args):
+        """The quantizer whose range the first input tensor is on."""
+        for tensor in keras.tree.flatten(args):
+            if isinstance(tensor, keras.KerasTensor):
+                return self.scale_sources.get(id(tensor))
+        return None
+
     def _name(self, operation):
         name = getattr(operation, "name", None)
         return (name or type(operation).__name__.lower()).replace("/", "_")
 
-    def _replacement(self, layer):
+    def _replacement(self, layer, node):
         """Returns `(layer, activation split off, whether it is new)`.
 
         A new layer is built by its first call; the caller then gives it
@@ -340,10 +373,23 @@ class _Rewrite:
         """
         key = id(layer)
         if key not in self.replacements:
-            self.replacements[key] = self._new_replacement(layer)
+            self.replacements[key] = self._new_replacement(layer, node)
         return self.replacements[key]
 
-    def _new_replacement(self, layer):
+    def _folds_into_producer(self, node):
+        """Whether the converter folds `node` (a batch norm) into the conv /
+        dense layer that computes its input."""
+        producer = self.producers.get(id(node.input_tensors[0]))
+        if producer is None:
+            return False
+        operation = producer.operation
+        return (
+            _kind(operation) in ("kernel", "rounded_kernels")
+            and _activation_name(operation) == "linear"
+            and len(self.consumers.get(id(node.input_tensors[0]), [])) == 1
+        )
+
+    def _new_replacement(self, layer, node):
         path = self.paths.get(id(layer), layer.name)
         rule = _rule(layer)
         kind = None if rule is None else rule.kind
@@ -384,9 +430,19 @@ class _Rewrite:
                 return replacement, None, False
             return replacement, split_activation, True
         if kind == "batch_norm":
-            replacement = FreezableBatchNormalization.from_config(
-                layer.get_config()
-            )
+            if self._folds_into_producer(node):
+                replacement = FreezableBatchNormalization.from_config(
+                    layer.get_config()
+                )
+            else:
+                # No conv before it to fold into: TFLite's MUL and ADD.
+                replacement = UnfoldedBatchNormalization.from_config(
+                    {
+                        **layer.get_config(),
+                        "weight_bits": self.weight_bits,
+                        "activation_bits": self.activation_bits,
+                    }
+                )
             return replacement, None, True
         if kind == "keep_float":
             return self._leave_float(layer, path, rule.reason)
@@ -453,7 +509,7 @@ class _SelectiveRewrite(_Rewrite):
         self.is_selected = is_selected
         self.rows = []
 
-    def _new_replacement(self, layer):
+    def _new_replacement(self, layer, node):
         path = self.paths.get(id(layer), layer.name)
         quantized, floats = len(self.quantized), len(self.float_layers)
         if (
@@ -465,7 +521,7 @@ class _SelectiveRewrite(_Rewrite):
             self.float_layers.append((path, NOT_SELECTED))
             replacement = (layer, None, None)
         else:
-            replacement = super()._new_replacement(layer)
+            replacement = super()._new_replacement(layer, node)
         layer_type = type(layer).__name__
         for path in self.quantized[quantized:]:
             self.rows.append(QuantizationRow(path, layer_type, INT8))

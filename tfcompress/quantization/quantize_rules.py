@@ -16,6 +16,9 @@ follow what the TFLite converter does with each op:
 - `relu(applies)`: a ReLU / ReLU6, which TFLite fuses into the op before.
 - `keeps_input_scale()`: max pooling, reshapes, padding, ...: the int8
   output has the input's scale, so no rounding after it.
+- `input_scale()`: an op whose int8 output keeps its input's scale but
+  falls between its levels (average pooling rounds its means to them):
+  rounded again on the input's range, by the input's own quantizer.
 - `own_scale()`: an op whose int8 output gets a scale of its own
   (average pooling, concatenation, GELU): rounded after it. Layers
   without weights and without a rule are treated so.
@@ -57,6 +60,7 @@ KINDS = (
     "add",
     "relu",
     "keeps_input_scale",
+    "input_scale",
     "own_scale",
     "inline",
     "keep_float",
@@ -150,6 +154,11 @@ class QuantizeRule:
     def keeps_input_scale(cls):
         """An op whose int8 output keeps its input's scale."""
         return cls("keeps_input_scale")
+
+    @classmethod
+    def input_scale(cls):
+        """An op whose int8 output is rounded to its input's scale."""
+        return cls("input_scale")
 
     @classmethod
     def own_scale(cls):
