@@ -11,6 +11,7 @@ from tfcompress.pruning import channel_rules
 from tfcompress.quantization.quantize_rules import QuantizeRule
 from tfcompress.quantization.quantized_layers import QuantizedConv1D
 from tfcompress.quantization.quantized_layers import QuantizedConv2D
+from tfcompress.quantization.quantized_layers import QuantizedConv2DTranspose
 from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv1D
 from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv2D
 from tfcompress.quantization.separable_in_layers import SeparableConv2DInLayers
@@ -46,6 +47,10 @@ register_layer(
 register_layer(
     keras.layers.DepthwiseConv2D,
     quantize=QuantizeRule.kernel(QuantizedDepthwiseConv2D),
+)
+register_layer(
+    keras.layers.Conv2DTranspose,
+    quantize=QuantizeRule.kernel(QuantizedConv2DTranspose),
 )
 # 1-D convolutions are CONV_2D / DEPTHWISE_CONV_2D over a height of 1.
 register_layer(

@@ -226,3 +226,35 @@ def _bias_and_activation(layer, outputs):
     if layer.activation is not None:
         outputs = layer.activation(outputs)
     return outputs
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class QuantizedConv2DTranspose(_KernelQuantization, keras.layers.Conv2DTranspose):
+    """`keras.layers.Conv2DTranspose` computing with an int8-rounded kernel.
+
+    The kernel is `(height, width, out, in)`: one scale per output channel
+    (axis -2), as TFLite's TRANSPOSE_CONV stores it.
+
+    Args:
+        weight_bits: Bit width simulated for the kernel, 2 to 8. Defaults
+            to `8`.
+        **kwargs: `keras.layers.Conv2DTranspose` arguments.
+    """
+
+    # Plain ops: the converter transposes this kernel to (out, h, w, in).
+    @staticmethod
+    def _round(kernel, num_bits):
+        moved = keras.ops.moveaxis(kernel, -2, -1)
+        return keras.ops.moveaxis(round_per_channel(moved, num_bits), -1, -2)
+
+    def call(self, inputs, training=None):
+        outputs = keras.ops.conv_transpose(
+            inputs,
+            self._rounded(self.kernel, training),
+            strides=list(self.strides),
+            padding=self.padding,
+            output_padding=self.output_padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
+        return _bias_and_activation(self, outputs)
