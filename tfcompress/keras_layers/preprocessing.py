@@ -8,6 +8,9 @@ from tfcompress.quantization.quantize_rules import QuantizeRule
 from tfcompress.quantization.quantized_input_normalization import (
     QuantizedNormalization,
 )
+from tfcompress.quantization.quantized_input_normalization import (
+    QuantizedRescaling,
+)
 
 L = keras.layers
 
@@ -87,3 +90,13 @@ def _normalization_rule(layer):
 register_layer(
     L.Normalization, quantize=QuantizeRule.per_layer(_normalization_rule)
 )
+
+
+def _rescaling_rule(layer):
+    # Without an offset it is one MUL, rounded after it like any op.
+    if isinstance(layer.offset, (int, float)) and layer.offset == 0:
+        return QuantizeRule.own_scale()
+    return QuantizeRule.lowered(QuantizedRescaling)
+
+
+register_layer(L.Rescaling, quantize=QuantizeRule.per_layer(_rescaling_rule))

@@ -1,11 +1,12 @@
-"""`keras.layers.Normalization` computed as TFLite's int8 MUL and ADD.
+"""`Normalization` and `Rescaling` computed as TFLite's int8 MUL and ADD.
 
 `Normalization` computes `(x - mean) / sqrt(variance)` with constants, one
 per channel; in an int8 file that is an element-wise multiply and add,
 each with its constant rounded per tensor and its output on a scale of
 its own (EfficientNet normalizes its input so). `QuantizedNormalization`
 computes it as `x * (1 / std) + (-mean / std)`, rounding where the file
-does.
+does. `Rescaling` with an offset (`x * scale + offset`, MobileNetV3's
+input) is the same two ops: `QuantizedRescaling`.
 """
 
 import keras
@@ -69,6 +70,61 @@ class QuantizedNormalization(keras.layers.Normalization):
             x,
             inverse,
             -mean * inverse,
+            self.product_quantizer,
+            self.weight_bits,
+            training,
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "weight_bits": self.weight_bits,
+            "activation_bits": self.activation_bits,
+        }
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class QuantizedRescaling(keras.layers.Rescaling):
+    """`keras.layers.Rescaling` with an offset, rounding what TFLite rounds.
+
+    `x * scale + offset` is an int8 MUL then ADD in the file; the product
+    is rounded on a range learned in training, the constants per tensor.
+
+    Args:
+        weight_bits: Bit width simulated for the two constants, 2 to 8.
+            Defaults to `8`.
+        activation_bits: Bit width simulated for the product, 2 to 8.
+            Defaults to `8`.
+        **kwargs: `keras.layers.Rescaling` arguments.
+
+    Example:
+
+    ```python
+    layer = QuantizedRescaling(scale=1 / 127.5, offset=-1.0)
+    y = layer(np.full((1, 2), 255.0, "float32"))  # about 1.0
+    ```
+    """
+
+    def __init__(self, *args, weight_bits=8, activation_bits=8, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weight_bits = check_bits("weight_bits", weight_bits)
+        self.activation_bits = check_bits("activation_bits", activation_bits)
+        self.product_quantizer = ActivationQuantizer(
+            num_bits=self.activation_bits, name="product_quant"
+        )
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.product_quantizer.build(input_shape)
+
+    def call(self, inputs, training=None):
+        ops = keras.ops
+        x = ops.cast(inputs, "float32")
+        outputs = affine_in_int8_ops(
+            x,
+            ops.convert_to_tensor(self.scale, "float32"),
+            ops.convert_to_tensor(self.offset, "float32"),
             self.product_quantizer,
             self.weight_bits,
             training,
