@@ -45,10 +45,12 @@ def quantize_model(
     it (quantization-aware training, Jacob et al. 2018) teaches the weights
     to live with the rounding:
 
-    - Conv2D, DepthwiseConv2D, Dense and EinsumDense compute with their
-      kernels rounded to int8, symmetric, narrow range, one scale per
-      output channel (on inputs of any rank: a transformer's token
-      projections are int8 FULLY_CONNECTED ops). Embedding reads its
+    - Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D,
+      Dense and EinsumDense compute with their kernels rounded to int8,
+      symmetric, narrow range, one scale per output channel (on inputs of
+      any rank: a transformer's token projections are int8
+      FULLY_CONNECTED ops). SeparableConv2D is inlined as its depthwise
+      and 1x1 convs (TFLite's two ops), the tensor between them rounded. Embedding reads its
       table rounded per tensor, as TFLite's GATHER does.
     - MultiHeadAttention and GroupQueryAttention are inlined: their
       projections are quantized EinsumDense layers, their `Q K^T` and
@@ -61,15 +63,22 @@ def quantize_model(
       TFLite gives a tensor its own scale: the model inputs; the output of
       a conv / dense with the batch norm and ReLU / ReLU6 the converter fuses
       into it (no rounding between them); adds (with a following ReLU);
-      concatenations; average pooling; softmax (on its fixed range), GELU
-      and other activations; the model outputs. Max pooling, reshapes, dropout and channel shuffles keep
-      their input's scale and get nothing. Ranges are moving averages of
+      concatenations; global average pooling; softmax, sigmoid and tanh
+      (on TFLite's fixed ranges), swish and hard sigmoid (op by op:
+      LOGISTIC, MUL; ADD + RELU6, MUL), GELU, hard swish and other
+      activations; squeeze-and-excitation multiplies; the model outputs.
+      Max pooling, reshapes, dropout and channel shuffles keep their
+      input's scale and get nothing; average pooling keeps it too (a
+      TFLite constraint) and is rounded again on its input's range. Ranges are moving averages of
       the batch min / max, learned during `fit`.
-    - Batch norm stays a batch norm (trained with batch statistics) but can
-      be frozen (`tfcompress.callbacks.QuantizationAwareTraining`). The
+    - A batch norm after a conv / dense stays a batch norm (trained with
+      batch statistics) but can be frozen (`tfcompress.callbacks.QuantizationAwareTraining`). The
       converter folds it into the conv after per-channel rounding, which
       gives the same integers, as each channel's scale follows its largest
-      weight.
+      weight. A batch norm with nothing to fold into (after a pooling or a
+      concatenation), `Normalization` and `Rescaling` with an offset are
+      int8 MUL and ADD ops in TFLite, and compute so (constants rounded
+      per tensor, the product rounded).
 
     Nested Sequential and functional models and every composite tfcompress
     layer (`InvertedResidual`, `CPConv2D`, ...) are inlined into one flat
