@@ -174,3 +174,6 @@ register_layer(
 register_layer(
     _classes(("Tanh",)), quantize=QuantizeRule.fixed_range(*TANH_RANGE)
 )
+register_layer(
+    _classes(("Concatenate",)), quantize=QuantizeRule.concatenation()
+)

@@ -338,10 +338,13 @@ class _Rewrite:
         if kind in ("keeps_input_scale", "input_scale") and len(flat_outputs) == 1:
             source = self._scale_source(args)
             if source is not None:
-                if kind == "input_scale":
+                if kind == "input_scale" or self._feeds_concatenation(node):
                     # Average pooling: TFLite keeps the input's scale and
                     # rounds the mean to it; the input's quantizer, called
                     # again without learning, rounds on that same range.
+                    # Before a concatenation the same explicit range keeps
+                    # the converter from moving the concatenation's scale
+                    # up through this op (see `QuantizeRule.concatenation`).
                     outputs = source(outputs, observe=False)
                 self.scale_sources[id(outputs)] = source
                 return outputs
@@ -362,6 +365,12 @@ class _Rewrite:
         )
         self.consumers.update(functional_graph.consumers(graph))
         return functional_graph.run_graph(graph, [tensor], self._node)[0]
+
+    def _feeds_concatenation(self, node):
+        return any(
+            _kind(consumer.operation) == "concatenation"
+            for consumer in self.consumers.get(id(node.outputs[0]), [])
+        )
 
     def _scale_source(self, args):
         """The quantizer whose range the first input tensor is on."""
