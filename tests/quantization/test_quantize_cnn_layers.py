@@ -169,6 +169,30 @@ def test_average_pooling_then_concatenation_converts_and_keeps_scale(
     assert parity.relative_error < 0.03, str(parity)
 
 
+def test_max_pooling_read_by_a_concatenation_keeps_its_scale(tmp_path):
+    # DenseNet's first block: the pooled tensor is concatenated and also
+    # read by a batch norm. Before, the converter moved the concatenation's
+    # scale up to the max pooling, and the batch norm read requantized
+    # values the Keras model never saw.
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    pooled = L.MaxPooling2D(2)(x)
+    y = L.BatchNormalization()(pooled)
+    y = L.ReLU()(y)
+    y = L.Conv2D(8, 3, padding="same", activation="relu")(y)
+    x = L.Concatenate()([pooled, L.Conv2D(8, 1)(y)])
+    model = keras.Model(inputs, L.Conv2D(4, 1)(x))
+    x = _data((8, 8, 3))
+    _fit_briefly(model, x)
+    _, _, ops, parity = _export(model, x, tmp_path)
+    inspection = inspect_tflite(tmp_path / "qat.tflite")
+    pool = next(op for op in inspection.ops if op.name == "MAX_POOL_2D")
+    assert pool.outputs[0].quantization == pool.inputs[0].quantization
+    multiply = next(op for op in inspection.ops if op.name == "MUL")
+    assert multiply.inputs[0].index == pool.outputs[0].index
+    assert parity.relative_error < 0.05, str(parity)
+
+
 def test_global_average_pooling_matches_exactly(tmp_path):
     inputs = keras.Input((8, 8, 3))
     x = L.Conv2D(8, 1)(inputs)
