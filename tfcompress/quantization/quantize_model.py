@@ -502,6 +502,11 @@ class _Rewrite:
         if len(consumers) != 1:
             return True
         consumer = consumers[0].operation
+        if _kind(consumer) == "concatenation" and kind != "fixed_range":
+            # Read by a concatenation only: the converter computes it on the
+            # concatenation's scale directly, rounding once, as the
+            # concatenation's own rounding does here.
+            return False
         # Conv / Dense (+ BN or a per-channel scale) (+ ReLU) and Add + ReLU
         # are one TFLite op.
         if kind in ("kernel", "rounded_kernels") and (
