@@ -10,7 +10,9 @@ from tfcompress.analysis import layer_costs
 from tfcompress.graph.keras_internals import op_class
 from tfcompress.graph.registry import register_layer
 from tfcompress.pruning import channel_rules
+from tfcompress.quantization.quantize_rules import SIGMOID_RANGE
 from tfcompress.quantization.quantize_rules import SOFTMAX_RANGE
+from tfcompress.quantization.quantize_rules import TANH_RANGE
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
@@ -164,4 +166,12 @@ register_layer(
 )
 register_layer(
     _classes(("Repeat", "Tile")), quantize=QuantizeRule.keeps_input_scale()
+)
+# TFLite's int8 LOGISTIC and TANH kernels have fixed output ranges (the
+# gates of a written-out LSTM, see `LSTMInOps`).
+register_layer(
+    _classes(("Sigmoid",)), quantize=QuantizeRule.fixed_range(*SIGMOID_RANGE)
+)
+register_layer(
+    _classes(("Tanh",)), quantize=QuantizeRule.fixed_range(*TANH_RANGE)
 )

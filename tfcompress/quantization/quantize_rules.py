@@ -45,6 +45,10 @@ import dataclasses
 
 # TFLite's int8 softmax output: scale 1/256, zero point -128.
 SOFTMAX_RANGE = (0.0, 255.0 / 256.0)
+# TFLite's int8 LOGISTIC output: scale 1/256, zero point -128.
+SIGMOID_RANGE = (0.0, 255.0 / 256.0)
+# TFLite's int8 TANH output: scale 1/128, zero point 0.
+TANH_RANGE = (-1.0, 127.0 / 128.0)
 
 KINDS = (
     "kernel",
@@ -157,11 +161,12 @@ class QuantizeRule:
         """A composite layer, quantized through its sublayers.
 
         Args:
-            twin: Optional subclass of the layer whose `call()` is inlined
-                instead (built from the same config, given the same
-                weights), e.g. one that computes in ops TFLite can quantize
-                where the layer itself would use a fused op. Defaults to
-                `None`: the layer's own `call()`.
+            twin: Optional layer class whose `call()` is inlined instead,
+                built from the layer's config and given its weights (a
+                subclass, or a class taking the same config), e.g. one
+                that computes in ops TFLite can quantize where the layer
+                itself would use a fused op or a loop. Defaults to `None`:
+                the layer's own `call()`.
         """
         return cls("inline", twin=twin)
 
