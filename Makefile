@@ -28,8 +28,15 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Two worker processes (pytest-xdist): TensorFlow leaves a core idle in
+# much of the suite (graph tracing, conversion), so two workers finish it in
+# about half the time on a 2-core machine. Tests of one zoo model stay on
+# one worker (--dist loadgroup), which trains that model once. The slowest
+# tests are listed at the end.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) lint
-	$(VENV)/bin/python -m pytest tests
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

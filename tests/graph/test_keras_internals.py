@@ -129,3 +129,14 @@ def test_distiller_feature_extractors_read_the_named_layers():
     outputs = teacher_extractor(np.ones((1, 4), "float32"))
     assert "teacher_hidden" in outputs
     assert "student_hidden" in student_extractor(np.ones((1, 4), "float32"))
+
+
+def test_receives_mask_sees_the_mask_of_each_call():
+    tokens = keras.Input((5,), dtype="int32")
+    masked = keras.layers.LSTM(3, name="masked")
+    masked(keras.layers.Embedding(10, 4, mask_zero=True)(tokens))
+    plain = keras.layers.LSTM(3, name="plain")
+    plain(keras.layers.Embedding(10, 4)(tokens))
+    assert keras_internals.receives_mask(masked)
+    assert not keras_internals.receives_mask(plain)
+    assert not keras_internals.receives_mask(keras.layers.LSTM(3))  # Uncalled.

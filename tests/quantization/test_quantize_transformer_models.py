@@ -67,7 +67,7 @@ def _quantization_aware_export(model, x_train, y_train, x_check, tmp_path):
         model,
         tmp_path / "ptq.tflite",
         quantization="int8",
-        representative_data=x_train[:200],
+        data=x_train[:200],
     )
     weights, matmul_operands = _kernel_weights(export.path)
     total = sum(size for _, _, size in weights)

@@ -49,6 +49,20 @@ def sublayers(layer, recursive=False, include_self=False):
     )
 
 
+def receives_mask(layer):
+    """Whether a mask reaches any call of `layer` in a functional graph.
+
+    Keras passes a mask (from `Embedding(mask_zero=True)`, `Masking`) as
+    the `mask` argument of each call it records; `Layer._inbound_nodes`
+    holds those calls and `Node.arguments.kwargs` their arguments. There is
+    no public way to ask a layer how it was called.
+    """
+    for node in getattr(layer, "_inbound_nodes", []):
+        if node.arguments.kwargs.get("mask") is not None:
+            return True
+    return False
+
+
 def sequential_graph(model):
     """The functional graph a built `Sequential` model runs, or `None`.
 

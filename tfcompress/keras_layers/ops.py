@@ -167,7 +167,8 @@ register_layer(
 register_layer(
     _classes(("Repeat", "Tile")), quantize=QuantizeRule.keeps_input_scale()
 )
-# TFLite's int8 LOGISTIC and TANH have fixed output ranges.
+# TFLite's int8 LOGISTIC and TANH kernels have fixed output ranges (the
+# gates of a written-out LSTM, see `LSTMInOps`; swish's sigmoid).
 register_layer(
     _classes(("Sigmoid",)), quantize=QuantizeRule.fixed_range(*SIGMOID_RANGE)
 )

@@ -5,6 +5,9 @@ import keras
 from tfcompress.analysis import recurrent_costs
 from tfcompress.graph.registry import PrunableKernel
 from tfcompress.graph.registry import register_layer
+from tfcompress.quantization.quantize_rules import QuantizeRule
+from tfcompress.quantization.recurrent_in_ops import LSTMInOps
+from tfcompress.quantization.recurrent_in_ops import unsupported_lstm
 
 L = keras.layers
 
@@ -36,4 +39,28 @@ register_layer(
         PrunableKernel("kernel", input_axis=-2),
         PrunableKernel("recurrent_kernel", input_axis=-2),
     ],
+)
+
+
+# Quantization: an LSTM is inlined as `LSTMInOps`, its steps written out
+# over two Dense layers, as the int8 file runs it (unrolled). The other
+# recurrent layers have no quantization-aware rewrite: left float in
+# training, and the int8 post-training export quantizes them.
+def _lstm_rule(layer):
+    reason = unsupported_lstm(layer)
+    if reason is None:
+        return QuantizeRule.inline(twin=LSTMInOps)
+    return QuantizeRule.keep_float(
+        f"no quantization-aware rewrite for {reason} (export the float "
+        "model with int8 post-training quantization instead)"
+    )
+
+
+register_layer(L.LSTM, quantize=QuantizeRule.per_layer(_lstm_rule))
+register_layer(
+    (L.GRU, L.SimpleRNN),
+    quantize=QuantizeRule.keep_float(
+        "no quantization-aware rewrite for GRU / SimpleRNN yet (export the "
+        "float model with int8 post-training quantization instead)"
+    ),
 )

@@ -82,9 +82,11 @@ from tfcompress.quantization.quantized_normalization import (
     QuantizedLayerNormalization,
 )
 from tfcompress.quantization.quantize_rules import QuantizeRule
+from tfcompress.quantization.recurrent_in_ops import LSTMInOps
 from tfcompress.quantization.rounded_kernels import RoundedKernels
 
 __all__ = [
+    "LSTMInOps",
     "quantize_model",
     "QuantizationReport",
     "QuantizationRow",

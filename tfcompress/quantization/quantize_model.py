@@ -268,6 +268,7 @@ class _Rewrite:
         self.quantized = []
         self.float_layers = []
         self.num_quantizers = 0
+        self.quantizer_names = {}
         self.replacements = {}
         self.weights_set = set()
         self.consumers = functional_graph.consumers(flat)
@@ -297,6 +298,12 @@ class _Rewrite:
 
     def _quantize_output(self, tensor, name, rule=None):
         self.num_quantizers += 1
+        # A shared layer (an LSTM's projections, called once per step) has
+        # a quantizer per call, each with its own range.
+        calls = self.quantizer_names.get(name, 0)
+        self.quantizer_names[name] = calls + 1
+        if calls:
+            name = f"{name}_{calls}"
         fixed_range = None
         if rule is not None and rule.kind == "fixed_range":
             fixed_range = rule.output_range

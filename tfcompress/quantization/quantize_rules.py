@@ -182,11 +182,12 @@ class QuantizeRule:
         """A composite layer, quantized through its sublayers.
 
         Args:
-            twin: Optional subclass of the layer whose `call()` is inlined
-                instead (built from the same config, given the same
-                weights), e.g. one that computes in ops TFLite can quantize
-                where the layer itself would use a fused op. Defaults to
-                `None`: the layer's own `call()`.
+            twin: Optional layer class whose `call()` is inlined instead,
+                built from the layer's config and given its weights (a
+                subclass, or a class taking the same config), e.g. one
+                that computes in ops TFLite can quantize where the layer
+                itself would use a fused op or a loop. Defaults to `None`:
+                the layer's own `call()`.
         """
         return cls("inline", twin=twin)
 
