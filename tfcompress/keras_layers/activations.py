@@ -5,7 +5,11 @@ import keras
 from tfcompress.analysis import layer_costs
 from tfcompress.graph.registry import register_layer
 from tfcompress.pruning import channel_rules
+from tfcompress.quantization.activation_in_ops import IN_OPS
+from tfcompress.quantization.activation_in_ops import ActivationInOps
+from tfcompress.quantization.quantize_rules import SIGMOID_RANGE
 from tfcompress.quantization.quantize_rules import SOFTMAX_RANGE
+from tfcompress.quantization.quantize_rules import TANH_RANGE
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 L = keras.layers
@@ -37,7 +41,14 @@ def _activation_rule(layer):
         return QuantizeRule.keeps_input_scale()
     if name == "softmax":
         return QuantizeRule.fixed_range(*SOFTMAX_RANGE)
-    return QuantizeRule.own_scale()  # GELU, swish, ...
+    # TFLite's int8 LOGISTIC and TANH have fixed output ranges.
+    if name == "sigmoid":
+        return QuantizeRule.fixed_range(*SIGMOID_RANGE)
+    if name == "tanh":
+        return QuantizeRule.fixed_range(*TANH_RANGE)
+    if name in IN_OPS:  # Several int8 ops: swish is LOGISTIC, MUL.
+        return QuantizeRule.inline(twin=ActivationInOps)
+    return QuantizeRule.own_scale()  # GELU, hard swish (HARD_SWISH), ...
 
 
 def _softmax_rule(layer):

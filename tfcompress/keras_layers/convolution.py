@@ -9,8 +9,12 @@ from tfcompress.graph.registry import PrunableKernel
 from tfcompress.graph.registry import register_layer
 from tfcompress.pruning import channel_rules
 from tfcompress.quantization.quantize_rules import QuantizeRule
+from tfcompress.quantization.quantized_layers import QuantizedConv1D
 from tfcompress.quantization.quantized_layers import QuantizedConv2D
+from tfcompress.quantization.quantized_layers import QuantizedConv2DTranspose
+from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv1D
 from tfcompress.quantization.quantized_layers import QuantizedDepthwiseConv2D
+from tfcompress.quantization.separable_in_layers import SeparableConv2DInLayers
 
 register_layer(
     (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D),
@@ -45,6 +49,18 @@ register_layer(
     quantize=QuantizeRule.kernel(QuantizedDepthwiseConv2D),
 )
 register_layer(
+    keras.layers.Conv2DTranspose,
+    quantize=QuantizeRule.kernel(QuantizedConv2DTranspose),
+)
+# 1-D convolutions are CONV_2D / DEPTHWISE_CONV_2D over a height of 1.
+register_layer(
+    keras.layers.Conv1D, quantize=QuantizeRule.kernel(QuantizedConv1D)
+)
+register_layer(
+    keras.layers.DepthwiseConv1D,
+    quantize=QuantizeRule.kernel(QuantizedDepthwiseConv1D),
+)
+register_layer(
     (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D),
     prunable_kernels=[
         PrunableKernel("depthwise_kernel", input_axis=None),
@@ -52,4 +68,11 @@ register_layer(
     ],
     macs=layer_costs.separable_convolution_macs,
     channels=channel_rules.separable_convolution,
+)
+# Quantization: a separable convolution is a DEPTHWISE_CONV_2D and a 1x1
+# CONV_2D in TFLite, with an int8 tensor between them: inlined as the two
+# layers, each with its rounded kernel.
+register_layer(
+    keras.layers.SeparableConv2D,
+    quantize=QuantizeRule.inline(twin=SeparableConv2DInLayers),
 )

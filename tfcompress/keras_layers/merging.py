@@ -23,3 +23,5 @@ register_layer(
 )
 # A batched matrix product of its two inputs.
 register_layer(L.Dot, macs=layer_costs.dot_macs)
+# TFLite requires one scale for a concatenation's inputs and output.
+register_layer(L.Concatenate, quantize=QuantizeRule.concatenation())

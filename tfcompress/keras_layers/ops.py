@@ -168,10 +168,13 @@ register_layer(
     _classes(("Repeat", "Tile")), quantize=QuantizeRule.keeps_input_scale()
 )
 # TFLite's int8 LOGISTIC and TANH kernels have fixed output ranges (the
-# gates of a written-out LSTM, see `LSTMInOps`).
+# gates of a written-out LSTM, see `LSTMInOps`; swish's sigmoid).
 register_layer(
     _classes(("Sigmoid",)), quantize=QuantizeRule.fixed_range(*SIGMOID_RANGE)
 )
 register_layer(
     _classes(("Tanh",)), quantize=QuantizeRule.fixed_range(*TANH_RANGE)
+)
+register_layer(
+    _classes(("Concatenate",)), quantize=QuantizeRule.concatenation()
 )

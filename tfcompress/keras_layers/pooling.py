@@ -36,8 +36,10 @@ register_layer(
     macs=layer_costs.global_average_pooling_macs,
     channels=channel_rules.spatial,
 )
-# TFLite's int8 max pooling keeps its input's scale; average pooling
-# requantizes (no rule: its output gets a scale of its own).
+# TFLite's int8 max pooling keeps its input's scale; so does average
+# pooling (the converter requires it), rounding each mean to the input's
+# levels. Global average pooling is a MEAN, which requantizes (no rule: its
+# output gets a scale of its own).
 register_layer(
     (
         L.MaxPooling1D,
@@ -63,4 +65,8 @@ register_layer(
         L.AdaptiveMaxPooling3D,
     ),
     macs=layer_costs.max_pooling_macs,
+)
+register_layer(
+    (L.AveragePooling1D, L.AveragePooling2D, L.AveragePooling3D),
+    quantize=QuantizeRule.input_scale(),
 )

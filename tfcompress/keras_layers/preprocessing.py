@@ -4,6 +4,13 @@ import keras
 
 from tfcompress.analysis import layer_costs
 from tfcompress.graph.registry import register_layer
+from tfcompress.quantization.quantize_rules import QuantizeRule
+from tfcompress.quantization.quantized_input_normalization import (
+    QuantizedNormalization,
+)
+from tfcompress.quantization.quantized_input_normalization import (
+    QuantizedRescaling,
+)
 
 L = keras.layers
 
@@ -69,3 +76,27 @@ register_layer(
     (L.MelSpectrogram, L.STFTSpectrogram),
     macs=layer_costs.unknown("spectrogram: no FFT convention"),
 )
+
+# Quantization: a per-channel affine with constants, TFLite's int8 MUL and
+# ADD (see `QuantizedNormalization`). `invert=True` stays float.
+def _normalization_rule(layer):
+    if layer.invert:
+        return QuantizeRule.keep_float(
+            "Normalization(invert=True) has no quantization-aware rewrite"
+        )
+    return QuantizeRule.lowered(QuantizedNormalization)
+
+
+register_layer(
+    L.Normalization, quantize=QuantizeRule.per_layer(_normalization_rule)
+)
+
+
+def _rescaling_rule(layer):
+    # Without an offset it is one MUL, rounded after it like any op.
+    if isinstance(layer.offset, (int, float)) and layer.offset == 0:
+        return QuantizeRule.own_scale()
+    return QuantizeRule.lowered(QuantizedRescaling)
+
+
+register_layer(L.Rescaling, quantize=QuantizeRule.per_layer(_rescaling_rule))

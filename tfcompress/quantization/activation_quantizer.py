@@ -27,6 +27,10 @@ class ActivationQuantizer(keras.layers.Layer):
     point -128, so `[0, 255/256]`) gets a quantizer with `fixed_range`:
     it rounds on that range and learns nothing.
 
+    Called with `observe=False` (by `quantize_model`, on the output of an
+    average pooling of its output), it rounds on its stored range without
+    updating it: TFLite gives that tensor the same scale.
+
     Args:
         num_bits: Bit width simulated, 2 to 8. Defaults to `8`.
         ema_decay: Decay of the moving average of the range, in [0, 1).
@@ -93,9 +97,13 @@ class ActivationQuantizer(keras.layers.Layer):
         )
         self.range_frozen = state("range_frozen", 0.0, "only_first_replica")
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, observe=True):
         if self.fixed_range is not None:
             return self._round_on_fixed_range(inputs, training)
+        if not observe:
+            # A second call on a tensor TFLite keeps on this range (an
+            # average pooling's output): round on it, learn nothing.
+            return self._round_on_stored_range(inputs, training)
         if not training:
             return fake_quant_per_tensor(
                 inputs, self.range_min, self.range_max, self.num_bits
@@ -131,6 +139,22 @@ class ActivationQuantizer(keras.layers.Layer):
             lambda: x,
         )
         return ops.cast(outputs, inputs.dtype)
+
+    def _round_on_stored_range(self, inputs, training):
+        x = keras.ops.cast(inputs, "float32")
+
+        def rounded():
+            return fake_quant_per_tensor(
+                x, self.range_min, self.range_max, self.num_bits
+            )
+
+        if not training:
+            outputs = rounded()
+        else:
+            outputs = keras.ops.cond(
+                self.quantize_enabled > 0.5, rounded, lambda: x
+            )
+        return keras.ops.cast(outputs, inputs.dtype)
 
     def _round_on_fixed_range(self, inputs, training):
         low, high = self.fixed_range

@@ -19,6 +19,9 @@ from tfcompress.quantization.quantization_report import NOT_SELECTED
 from tfcompress.quantization.quantization_report import QuantizationReport
 from tfcompress.quantization.quantization_report import QuantizationRow
 from tfcompress.quantization.range_initialization import initialize_ranges
+from tfcompress.quantization.unfolded_batch_normalization import (
+    UnfoldedBatchNormalization,
+)
 from tfcompress.quantization.rounded_kernels import RoundedKernels
 
 # Activations TFLite fuses into the op before them.
@@ -42,10 +45,12 @@ def quantize_model(
     it (quantization-aware training, Jacob et al. 2018) teaches the weights
     to live with the rounding:
 
-    - Conv2D, DepthwiseConv2D, Dense and EinsumDense compute with their
-      kernels rounded to int8, symmetric, narrow range, one scale per
-      output channel (on inputs of any rank: a transformer's token
-      projections are int8 FULLY_CONNECTED ops). Embedding reads its
+    - Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv1D, DepthwiseConv2D,
+      Dense and EinsumDense compute with their kernels rounded to int8,
+      symmetric, narrow range, one scale per output channel (on inputs of
+      any rank: a transformer's token projections are int8
+      FULLY_CONNECTED ops). SeparableConv2D is inlined as its depthwise
+      and 1x1 convs (TFLite's two ops), the tensor between them rounded. Embedding reads its
       table rounded per tensor, as TFLite's GATHER does.
     - MultiHeadAttention and GroupQueryAttention are inlined: their
       projections are quantized EinsumDense layers, their `Q K^T` and
@@ -58,15 +63,22 @@ def quantize_model(
       TFLite gives a tensor its own scale: the model inputs; the output of
       a conv / dense with the batch norm and ReLU / ReLU6 the converter fuses
       into it (no rounding between them); adds (with a following ReLU);
-      concatenations; average pooling; softmax (on its fixed range), GELU
-      and other activations; the model outputs. Max pooling, reshapes, dropout and channel shuffles keep
-      their input's scale and get nothing. Ranges are moving averages of
+      concatenations; global average pooling; softmax, sigmoid and tanh
+      (on TFLite's fixed ranges), swish and hard sigmoid (op by op:
+      LOGISTIC, MUL; ADD + RELU6, MUL), GELU, hard swish and other
+      activations; squeeze-and-excitation multiplies; the model outputs.
+      Max pooling, reshapes, dropout and channel shuffles keep their
+      input's scale and get nothing; average pooling keeps it too (a
+      TFLite constraint) and is rounded again on its input's range. Ranges are moving averages of
       the batch min / max, learned during `fit`.
-    - Batch norm stays a batch norm (trained with batch statistics) but can
-      be frozen (`tfcompress.callbacks.QuantizationAwareTraining`). The
+    - A batch norm after a conv / dense stays a batch norm (trained with
+      batch statistics) but can be frozen (`tfcompress.callbacks.QuantizationAwareTraining`). The
       converter folds it into the conv after per-channel rounding, which
       gives the same integers, as each channel's scale follows its largest
-      weight.
+      weight. A batch norm with nothing to fold into (after a pooling or a
+      concatenation), `Normalization` and `Rescaling` with an offset are
+      int8 MUL and ADD ops in TFLite, and compute so (constants rounded
+      per tensor, the product rounded).
 
     Nested Sequential and functional models and every composite tfcompress
     layer (`InvertedResidual`, `CPConv2D`, ...) are inlined into one flat
@@ -260,7 +272,16 @@ class _Rewrite:
         self.replacements = {}
         self.weights_set = set()
         self.consumers = functional_graph.consumers(flat)
+        self.producers = {
+            id(tensor): node
+            for node in functional_graph.call_nodes(flat)
+            for tensor in node.outputs
+        }
         self.outputs = {id(x) for x in flat.outputs}
+        # `{id(tensor): ActivationQuantizer}`: whose range sets the tensor's
+        # int8 scale (its own rounding, or the one before a reshape / max
+        # pooling that keeps it).
+        self.scale_sources = {}
 
     def build(self, name):
         inputs = functional_graph.fresh_inputs(self.flat)
@@ -286,14 +307,17 @@ class _Rewrite:
         fixed_range = None
         if rule is not None and rule.kind == "fixed_range":
             fixed_range = rule.output_range
-        return ActivationQuantizer(
+        quantizer = ActivationQuantizer(
             num_bits=self.activation_bits, fixed_range=fixed_range, name=name
-        )(tensor)
+        )
+        outputs = quantizer(tensor)
+        self.scale_sources[id(outputs)] = quantizer
+        return outputs
 
     def _node(self, node, args, kwargs):
         operation = node.operation
         if isinstance(operation, keras.layers.Layer):
-            layer, split_activation, new = self._replacement(operation)
+            layer, split_activation, new = self._replacement(operation, node)
             outputs = layer(*args, **kwargs)  # Builds a new layer.
             if new and id(layer) not in self.weights_set:
                 _copy_weights(operation, layer)
@@ -309,22 +333,64 @@ class _Rewrite:
             activation = keras.layers.Activation(
                 split_activation, name=f"{base}_activation"
             )
+            inlined = _is_inlined(activation)
+            if inlined:
+                return self._inlined_activation(activation, inlined, outputs)
             outputs = activation(outputs)
             return self._quantize_output(
                 outputs, f"{base}_quant", _rule(activation)
             )
         flat_outputs = keras.tree.flatten(outputs)
+        kind = _kind(operation)
+        if kind in ("keeps_input_scale", "input_scale") and len(flat_outputs) == 1:
+            source = self._scale_source(args)
+            if source is not None:
+                if kind == "input_scale" or self._feeds_concatenation(node):
+                    # Average pooling: TFLite keeps the input's scale and
+                    # rounds the mean to it; the input's quantizer, called
+                    # again without learning, rounds on that same range.
+                    # Before a concatenation the same explicit range keeps
+                    # the converter from moving the concatenation's scale
+                    # up through this op (see `QuantizeRule.concatenation`).
+                    outputs = source(outputs, observe=False)
+                self.scale_sources[id(outputs)] = source
+                return outputs
         if len(flat_outputs) != 1 or not self._needs_quantizer(node):
             return outputs
         return self._quantize_output(
             outputs, f"{self._name(operation)}_quant", _rule(operation)
         )
 
+    def _inlined_activation(self, activation, twin, tensor):
+        """An activation TFLite runs as several ops (swish: LOGISTIC, MUL),
+        its ops rewritten as nodes of the graph, each rounded where TFLite
+        rounds."""
+        twin = twin.from_config(activation.get_config())
+        inputs = keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype)
+        graph = functional_graph.functional_graph(
+            keras.Model(inputs, twin.call(inputs))
+        )
+        self.consumers.update(functional_graph.consumers(graph))
+        return functional_graph.run_graph(graph, [tensor], self._node)[0]
+
+    def _feeds_concatenation(self, node):
+        return any(
+            _kind(consumer.operation) == "concatenation"
+            for consumer in self.consumers.get(id(node.outputs[0]), [])
+        )
+
+    def _scale_source(self, args):
+        """The quantizer whose range the first input tensor is on."""
+        for tensor in keras.tree.flatten(args):
+            if isinstance(tensor, keras.KerasTensor):
+                return self.scale_sources.get(id(tensor))
+        return None
+
     def _name(self, operation):
         name = getattr(operation, "name", None)
         return (name or type(operation).__name__.lower()).replace("/", "_")
 
-    def _replacement(self, layer):
+    def _replacement(self, layer, node):
         """Returns `(layer, activation split off, whether it is new)`.
 
         A new layer is built by its first call; the caller then gives it
@@ -332,10 +398,23 @@ class _Rewrite:
         """
         key = id(layer)
         if key not in self.replacements:
-            self.replacements[key] = self._new_replacement(layer)
+            self.replacements[key] = self._new_replacement(layer, node)
         return self.replacements[key]
 
-    def _new_replacement(self, layer):
+    def _folds_into_producer(self, node):
+        """Whether the converter folds `node` (a batch norm) into the conv /
+        dense layer that computes its input."""
+        producer = self.producers.get(id(node.input_tensors[0]))
+        if producer is None:
+            return False
+        operation = producer.operation
+        return (
+            _kind(operation) in ("kernel", "rounded_kernels")
+            and _activation_name(operation) == "linear"
+            and len(self.consumers.get(id(node.input_tensors[0]), [])) == 1
+        )
+
+    def _new_replacement(self, layer, node):
         path = self.paths.get(id(layer), layer.name)
         rule = _rule(layer)
         kind = None if rule is None else rule.kind
@@ -376,9 +455,19 @@ class _Rewrite:
                 return replacement, None, False
             return replacement, split_activation, True
         if kind == "batch_norm":
-            replacement = FreezableBatchNormalization.from_config(
-                layer.get_config()
-            )
+            if self._folds_into_producer(node):
+                replacement = FreezableBatchNormalization.from_config(
+                    layer.get_config()
+                )
+            else:
+                # No conv before it to fold into: TFLite's MUL and ADD.
+                replacement = UnfoldedBatchNormalization.from_config(
+                    {
+                        **layer.get_config(),
+                        "weight_bits": self.weight_bits,
+                        "activation_bits": self.activation_bits,
+                    }
+                )
             return replacement, None, True
         if kind == "keep_float":
             return self._leave_float(layer, path, rule.reason)
@@ -420,6 +509,11 @@ class _Rewrite:
         if len(consumers) != 1:
             return True
         consumer = consumers[0].operation
+        if _kind(consumer) == "concatenation" and kind != "fixed_range":
+            # Read by a concatenation only: the converter computes it on the
+            # concatenation's scale directly, rounding once, as the
+            # concatenation's own rounding does here.
+            return False
         # Conv / Dense (+ BN or a per-channel scale) (+ ReLU) and Add + ReLU
         # are one TFLite op.
         if kind in ("kernel", "rounded_kernels") and (
@@ -445,7 +539,7 @@ class _SelectiveRewrite(_Rewrite):
         self.is_selected = is_selected
         self.rows = []
 
-    def _new_replacement(self, layer):
+    def _new_replacement(self, layer, node):
         path = self.paths.get(id(layer), layer.name)
         quantized, floats = len(self.quantized), len(self.float_layers)
         if (
@@ -457,7 +551,7 @@ class _SelectiveRewrite(_Rewrite):
             self.float_layers.append((path, NOT_SELECTED))
             replacement = (layer, None, None)
         else:
-            replacement = super()._new_replacement(layer)
+            replacement = super()._new_replacement(layer, node)
         layer_type = type(layer).__name__
         for path in self.quantized[quantized:]:
             self.rows.append(QuantizationRow(path, layer_type, INT8))

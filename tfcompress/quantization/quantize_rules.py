@@ -16,9 +16,18 @@ follow what the TFLite converter does with each op:
 - `relu(applies)`: a ReLU / ReLU6, which TFLite fuses into the op before.
 - `keeps_input_scale()`: max pooling, reshapes, padding, ...: the int8
   output has the input's scale, so no rounding after it.
+- `input_scale()`: an op whose int8 output keeps its input's scale but
+  falls between its levels (average pooling rounds its means to them):
+  rounded again on the input's range, by the input's own quantizer.
 - `own_scale()`: an op whose int8 output gets a scale of its own
   (average pooling, concatenation, GELU): rounded after it. Layers
   without weights and without a rule are treated so.
+- `concatenation()`: an op whose int8 output gets a scale of its own
+  that TFLite also imposes on its inputs: the converter requantizes each
+  input, or, for an input that comes through ops keeping their input's
+  scale (max pooling, reshapes), the tensor before them, which changes
+  what their other readers see. Inputs of that kind are rounded again on
+  their own range, so that the converter requantizes right before it.
 - `inline()`: a composite layer quantized through its sublayers (it is
   inlined into the flat graph first).
 - `keep_float(reason)`: left in float32 on purpose, e.g. no int8 kernel in
@@ -57,7 +66,9 @@ KINDS = (
     "add",
     "relu",
     "keeps_input_scale",
+    "input_scale",
     "own_scale",
+    "concatenation",
     "inline",
     "keep_float",
     "fixed_range",
@@ -150,6 +161,16 @@ class QuantizeRule:
     def keeps_input_scale(cls):
         """An op whose int8 output keeps its input's scale."""
         return cls("keeps_input_scale")
+
+    @classmethod
+    def input_scale(cls):
+        """An op whose int8 output is rounded to its input's scale."""
+        return cls("input_scale")
+
+    @classmethod
+    def concatenation(cls):
+        """A concatenation: own output scale, imposed on its inputs."""
+        return cls("concatenation")
 
     @classmethod
     def own_scale(cls):

@@ -149,3 +149,112 @@ def leading_shape(inputs, count=None):
         shape[axis] if size is None else size
         for axis, size in enumerate(sizes)
     ]
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class QuantizedConv1D(_KernelQuantization, keras.layers.Conv1D):
+    """`keras.layers.Conv1D` computing with an int8-rounded kernel.
+
+    TFLite has no 1-D convolution: the converter runs a CONV_2D on the
+    input with a height axis of 1. This layer computes that CONV_2D itself,
+    bias and activation included, and drops the height axis at the end:
+    with the bias added in 3-D (as Keras's Conv1D does) the converter
+    could not fuse it, nor a following batch norm, into the CONV_2D.
+
+    Args:
+        weight_bits: Bit width simulated for the kernel, 2 to 8. Defaults
+            to `8`.
+        **kwargs: `keras.layers.Conv1D` arguments.
+    """
+
+    # Plain ops: the kernel is reshaped to 4-D before the CONV_2D, which
+    # the converter's per-channel fake-quant handling does not follow.
+    _round = staticmethod(round_per_channel)
+
+    def call(self, inputs, training=None):
+        padding = self.padding
+        if padding == "causal":
+            inputs = keras.ops.pad(inputs, self._compute_causal_padding())
+            padding = "valid"
+        kernel = keras.ops.expand_dims(self._rounded(self.kernel, training), 0)
+        outputs = keras.ops.conv(
+            keras.ops.expand_dims(inputs, 1),
+            kernel,
+            strides=(1, self.strides[0]),
+            padding=padding,
+            dilation_rate=(1, self.dilation_rate[0]),
+        )
+        return keras.ops.squeeze(_bias_and_activation(self, outputs), 1)
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class QuantizedDepthwiseConv1D(
+    _KernelQuantization, keras.layers.DepthwiseConv1D
+):
+    """`keras.layers.DepthwiseConv1D` computing with an int8-rounded kernel.
+
+    Computed as TFLite's DEPTHWISE_CONV_2D over a height axis of 1 (see
+    `QuantizedConv1D`), one scale per output channel.
+
+    Args:
+        weight_bits: Bit width simulated for the kernel, 2 to 8. Defaults
+            to `8`.
+        **kwargs: `keras.layers.DepthwiseConv1D` arguments.
+    """
+
+    _round = staticmethod(round_per_channel)
+
+    def call(self, inputs, training=None):
+        width, channels, multiplier = self.kernel.shape
+        flat = keras.ops.reshape(self.kernel, (1, width, 1, -1))
+        kernel = keras.ops.reshape(
+            self._rounded(flat, training), (1, width, channels, multiplier)
+        )
+        outputs = keras.ops.depthwise_conv(
+            keras.ops.expand_dims(inputs, 1),
+            kernel,
+            strides=(1, self.strides[0]),
+            padding=self.padding,
+            dilation_rate=(1, self.dilation_rate[0]),
+        )
+        return keras.ops.squeeze(_bias_and_activation(self, outputs), 1)
+
+
+def _bias_and_activation(layer, outputs):
+    if layer.use_bias:
+        outputs = keras.ops.add(outputs, layer.bias)
+    if layer.activation is not None:
+        outputs = layer.activation(outputs)
+    return outputs
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class QuantizedConv2DTranspose(_KernelQuantization, keras.layers.Conv2DTranspose):
+    """`keras.layers.Conv2DTranspose` computing with an int8-rounded kernel.
+
+    The kernel is `(height, width, out, in)`: one scale per output channel
+    (axis -2), as TFLite's TRANSPOSE_CONV stores it.
+
+    Args:
+        weight_bits: Bit width simulated for the kernel, 2 to 8. Defaults
+            to `8`.
+        **kwargs: `keras.layers.Conv2DTranspose` arguments.
+    """
+
+    # Plain ops: the converter transposes this kernel to (out, h, w, in).
+    @staticmethod
+    def _round(kernel, num_bits):
+        moved = keras.ops.moveaxis(kernel, -2, -1)
+        return keras.ops.moveaxis(round_per_channel(moved, num_bits), -1, -2)
+
+    def call(self, inputs, training=None):
+        outputs = keras.ops.conv_transpose(
+            inputs,
+            self._rounded(self.kernel, training),
+            strides=list(self.strides),
+            padding=self.padding,
+            output_padding=self.output_padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
+        return _bias_and_activation(self, outputs)
