@@ -30,7 +30,11 @@ steps:
 
 import numbers
 
+import keras
+
 from tfcompress import argument_validation
+from tfcompress.graph import cloning
+from tfcompress.graph import flattening
 from tfcompress.graph import functional_graph
 from tfcompress.graph.filters import LayerFilter
 from tfcompress.pruning.channel_importance import IMPORTANCE_CRITERIA
@@ -188,7 +192,8 @@ def prune_channels(
     if not isinstance(sparsity, dict):
         _check_sparsity("sparsity", sparsity)
 
-    trace = ChannelTrace(model)
+    source = _inlined(model)
+    trace = ChannelTrace(source)
     is_selected = _selector(filters, trace)
     sparsity_of = _sparsity_per_unit(sparsity, trace)
     plan = Plan(trace, min_channels, round_to)
@@ -200,12 +205,14 @@ def prune_channels(
         }
     )
     scores = importance_scores(
-        importance, model, plan.groups_to_prune(), data
+        importance, source, plan.groups_to_prune(), data
     )
     plan.choose_channels(scores)
 
-    pruned = rebuild(model, trace, plan)
-    report = make_report(model, pruned, trace, plan, importance)
+    pruned = rebuild(source, trace, plan)
+    if source is not model:
+        cloning.compile_like(pruned, model)
+    report = make_report(source, pruned, trace, plan, importance)
     return pruned, report
 
 
@@ -235,7 +242,7 @@ def prunable_channel_groups(model, *, filters=None):
     [('block1/expand',), ('block2/expand',), ('block3/expand',)]
     """
     _check_model(model)
-    trace = ChannelTrace(model)
+    trace = ChannelTrace(_inlined(model))
     is_selected = _selector(filters, trace)
     plan = Plan(trace, min_channels=1, round_to=1)
     groups = []
@@ -253,6 +260,25 @@ def _check_model(model):
     # A Sequential or functional model is a graph of nodes; a subclassed
     # model is Python code that pruning cannot read.
     functional_graph.functional_graph(model, "prune_channels")
+
+
+def _inlined(model):
+    """`model`, or a flat copy of it when it holds nested models.
+
+    A nested Sequential or functional model (ConvNeXt's stem and
+    downsampling layers) is a graph of its own: inlined into one graph,
+    its layers are traced like the others. Their copies are named by path
+    (`"<nested model>_<layer>"`).
+    """
+    graph = functional_graph.functional_graph(model, "prune_channels")
+    nested = any(
+        functional_graph.is_graph_model(node.operation)
+        for node in functional_graph.call_nodes(graph)
+    )
+    if not nested:
+        return model
+    flat, _ = flattening.flatten_model(model)
+    return keras.Model(flat.inputs, flat.outputs, name=model.name)
 
 
 def _check_sparsity(name, value):
