@@ -215,3 +215,53 @@ def test_zoo_models_halve_their_channels(name, tmp_path):
     np.testing.assert_allclose(
         LiteRTModel(exported).predict(x), expected, rtol=1e-3, atol=1e-4
     )
+
+
+def test_attention_loses_whole_heads_and_output_channels(tmp_path):
+    inputs = keras.Input((6, 8))
+    x = keras.layers.Dense(16, name="d1")(inputs)
+    x = keras.layers.MultiHeadAttention(4, 5, name="mha")(x, x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
+    pruned, report = prune_channels(model, sparsity=0.5)
+    mha = pruned.get_layer("mha")
+    assert (mha.num_heads, mha.key_dim) == (2, 5)
+    assert report.row("mha/heads").channels_after == 2
+    assert tuple(mha.output_dense.kernel.shape) == (2, 5, 8)
+    heads = removed(report, "mha/heads")
+    edits = [
+        ("mha", "output_dense.kernel", 0, heads),
+        ("out", "kernel", 0, removed(report, "mha")),
+    ]
+    edits += [
+        ("mha", f"{p}_dense.kernel", 0, removed(report, "d1"))
+        for p in ("query", "key", "value")
+    ]
+    reference = keras.models.clone_model(model)
+    reference.set_weights(model.get_weights())
+    for name, attribute, axis, indices in edits:
+        variable = reference.get_layer(name)
+        for part in attribute.split("."):
+            variable = getattr(variable, part)
+        value = variable.numpy().copy()
+        index = [slice(None)] * value.ndim
+        index[axis] = indices
+        value[tuple(index)] = 0.0
+        variable.assign(value)
+    x = np.random.default_rng(0).random((4, 6, 8), "float32")
+    np.testing.assert_allclose(
+        pruned.predict(x, verbose=0), reference.predict(x, verbose=0), atol=1e-5
+    )
+    pruned.save(tmp_path / "p.keras")
+    np.testing.assert_array_equal(
+        keras.saving.load_model(tmp_path / "p.keras").predict(x, verbose=0),
+        pruned.predict(x, verbose=0),
+    )
+
+
+def test_zoo_vit_is_pruned_through_attention_and_layer_norm():
+    model = zoo_model("vit", size="tiny")
+    pruned, report = prune_channels(model, sparsity=0.5)
+    assert [r.name for r in report.rows if r.status == "left alone"] == ["head"]
+    assert report.macs_ratio <= 0.6
+    assert tuple(pruned.outputs[0].shape) == tuple(model.outputs[0].shape)

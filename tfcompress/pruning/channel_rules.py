@@ -327,3 +327,86 @@ def layer_normalization(trace, node, layer, in_maps):
     trace.slice(layer, layer.gamma, 0, in_map)
     trace.slice(layer, layer.beta, 0, in_map)
     return [in_map]
+
+
+def added_weight(weight):
+    """The rule of a layer adding `weight` (last axis: channels) to its input.
+
+    E.g. a learned position embedding `x + position`: channels flow through
+    and the weight's last axis is sliced with them.
+    """
+
+    def rule(trace, node, layer, in_maps):
+        in_map = trace.single(in_maps)
+        if in_map is None:
+            raise UntraceableLayer("input with an unknown number of channels")
+        trace.slice(layer, getattr(layer, weight), -1, in_map)
+        return [in_map]
+
+    return rule
+
+
+def multi_head_attention(trace, node, layer, in_maps):
+    """`MultiHeadAttention`: whole heads, and its output channels.
+
+    Two channel sets are made: the heads (a head is its query, key and
+    value projections and its rows of the output projection; removing one
+    drops exactly its term of the output sum, and the `1 / sqrt(key_dim)`
+    scale stays) and the output channels (the output projection's
+    columns, `output_shape`). The query, key and value inputs' channels are
+    the projections' input rows.
+    """
+    if layer.quantization_mode is not None:
+        raise UntraceableLayer("quantized layer")
+    if getattr(layer, "_use_gate", False):
+        raise UntraceableLayer("gated attention")
+    arguments = node.arguments
+    tensors = keras.tree.flatten((arguments.args, arguments.kwargs))
+    if arguments.kwargs or len(tensors) not in (2, 3) or len(in_maps) != len(
+        tensors
+    ):
+        raise UntraceableLayer(
+            "called with masks or keyword arguments; only "
+            "mha(query, value[, key]) is traced"
+        )
+    if len(node.input_tensors[0].shape) != 3 or any(m is None for m in in_maps):
+        raise UntraceableLayer("inputs that are not (batch, sequence, features)")
+    query_map, value_map = in_maps[0], in_maps[1]
+    key_map = in_maps[2] if len(in_maps) == 3 else value_map
+    query, key, value = layer.query_dense, layer.key_dense, layer.value_dense
+    output = layer.output_dense
+    heads = trace.new_unit(
+        layer,
+        f"{layer.name}/heads",
+        layer.num_heads,
+        [(query.kernel, 1), (key.kernel, 1), (value.kernel, 1)],
+    )
+    for dense, channel_map in (
+        (query, query_map),
+        (key, key_map),
+        (value, value_map),
+    ):
+        trace.slice(layer, dense.kernel, 0, channel_map)
+        trace.slice(layer, dense.kernel, 1, heads.map)
+        trace.slice(layer, getattr(dense, "bias", None), 0, heads.map)
+    trace.slice(layer, output.kernel, 0, heads.map)
+    size = int(output.kernel.shape[-1])
+    outputs = trace.new_unit(
+        layer,
+        layer.name,
+        size,
+        [(output.kernel, -1)],
+        getattr(output, "bias", None),
+    )
+    trace.slice(layer, output.kernel, -1, outputs.map)
+    trace.slice(layer, getattr(output, "bias", None), 0, outputs.map)
+    # `output_shape=None` would follow the query's (pruned) channels: the
+    # output's own count is set instead.
+    trace.resize(
+        layer,
+        lambda plan: {
+            "num_heads": plan.count(heads),
+            "output_shape": plan.count(outputs),
+        },
+    )
+    return [outputs.map]
