@@ -74,8 +74,8 @@ def prune_channels(
     channels' contributions dropped. Fine-tune it for a few epochs to
     recover the accuracy. The input model is not modified.
 
-    Prunable: the output channels of `Conv1D`, `Conv2D`, `Conv3D` (not
-    grouped), `SeparableConv1D`, `SeparableConv2D`, `Dense`, and of
+    Prunable: the output channels of `Conv1D`, `Conv2D`, `Conv3D`,
+    `SeparableConv1D`, `SeparableConv2D`, `Dense`, and of
     tfcompress's `DepthwiseSeparableConv2D`, `InvertedResidual` (its hidden
     channels, named `"<block>/expand"`, the main saving in a MobileNetV2,
     and its output channels, `"<block>/project"`), `CPConv2D` and
@@ -88,12 +88,25 @@ def prune_channels(
     by their summed importance (a residual `InvertedResidual` ties its input
     and output the same way).
 
+    Modern blocks: a `Reshape` that keeps the last axis (squeeze-and-
+    excitation's `(C,) -> (1, 1, C)`) passes channels; a grouped
+    convolution with one input channel per group (ConvNeXt's depthwise
+    7x7) passes them too, `groups` following; another grouped
+    convolution keeps as many filters in every group and leaves its input
+    channels alone; `LayerScale` and a ViT's `PositionEmbedding` are
+    sliced; `LayerNormalization` over the last axis is sliced, and is the
+    one inexact rule (its mean and variance are then over the kept
+    channels); `MultiHeadAttention` loses whole heads (`"<name>/heads"`)
+    and output channels. Nested Sequential and functional models are
+    inlined first: the pruned model is then flat, their layers named
+    `"<nested model>_<layer>"`.
+
     Left alone, and said so in the report: the layers whose channels reach a
     model output (they are the model's outputs), reach the model input
     through a residual connection, or reach a layer the trace cannot see
-    through (`Reshape`, `Permute`, `LayerNormalization`, softmax, nested
-    models, shared layers, grouped convolutions, `ShuffleConv2D`,
-    `ChannelShuffle`, `PartialConv2D`, unknown custom layers). So is a
+    through (a `Reshape` that changes the last axis, `Permute`, softmax,
+    shared layers, `ShuffleConv2D`, `ChannelShuffle`, `PartialConv2D`,
+    unknown custom layers). So is a
     stride-1 `InvertedResidual` without a residual add whose output would
     keep as many channels as its input: the rebuilt block would add them.
 
