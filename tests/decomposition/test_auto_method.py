@@ -7,6 +7,8 @@ import pytest
 
 from tfcompress.analysis import profile
 from tfcompress.decomposition import decompose
+from tfcompress.export import LiteRTModel
+from tfcompress.export import to_tflite
 from tfcompress.layers import LowRankConv1D
 from tfcompress.layers import LowRankConv2D
 from tfcompress.models.zoo import zoo_model
@@ -70,3 +72,29 @@ def test_auto_names_why_a_grouped_convolution_is_skipped():
     _, report = decompose(model, rank=2, verbose=False)
     assert [row.name for row in report.rows] == ["pw"]
     assert "grouped convolution (groups=2)" in report.skipped[0].reason
+
+
+def test_separable_conv_pointwise_svd_is_exact_at_low_rank(tmp_path):
+    inputs = keras.Input((9, 9, 8))
+    conv = keras.layers.SeparableConv2D(16, 3, depth_multiplier=2, name="sep")
+    model = keras.Model(inputs, conv(inputs))
+    rng = np.random.default_rng(0)
+    pointwise = rng.normal(size=(16, 2)) @ rng.normal(size=(2, 16))
+    conv.pointwise_kernel.assign(pointwise[None, None].astype("float32"))
+    new_model, report = decompose(model, rank=2, verbose=False)
+    assert type(new_model.get_layer("sep")).__name__ == "LowRankSeparableConv2D"
+    assert report.rows[0].method == "channel_svd"
+    assert report.macs_after == profile(new_model).macs < report.macs_before
+    x = rng.normal(size=(2, 9, 9, 8)).astype("float32")
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(new_model.predict(x, verbose=0), expected, atol=1e-4)
+    new_model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        keras.saving.load_model(tmp_path / "m.keras").predict(x, verbose=0),
+        expected,
+        atol=1e-4,
+    )
+    exported = to_tflite(new_model, tmp_path / "m.tflite", verbose=False)
+    np.testing.assert_allclose(
+        LiteRTModel(exported).predict(x), expected, rtol=1e-4, atol=1e-4
+    )

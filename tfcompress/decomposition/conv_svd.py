@@ -17,6 +17,7 @@ from tfcompress.decomposition.svd import energy_rank
 from tfcompress.decomposition.svd import svd_factors
 from tfcompress.layers.low_rank_conv import LowRankConv1D
 from tfcompress.layers.low_rank_conv import LowRankConv2D
+from tfcompress.layers.low_rank_conv import LowRankSeparableConv2D
 
 
 def _matrix(layer):
@@ -106,3 +107,58 @@ class ConvSVDMethod:
             dtype=layer.dtype_policy,
         )
         return new_layer, relative_error(u @ v, matrix)
+
+
+class SeparableSVDMethod(ConvSVDMethod):
+    """Method `"channel_svd"` of a `SeparableConv2D`: SVD of its pointwise
+    kernel (the depthwise stage is kept), as a `LowRankSeparableConv2D`."""
+
+    def unsupported(self, layer):
+        reason = super().unsupported(layer)
+        if reason is None and layer.depthwise_kernel.ndim != 4:
+            return "only SeparableConv2D"
+        return reason
+
+    def full_rank(self, layer):
+        return min(_pointwise(layer).shape)
+
+    def resolve_rank(self, layer, rank, argument="rank"):
+        if ranks.is_fraction(rank):
+            ranks.energy_fraction(argument, rank)
+            singular_values = np.linalg.svd(
+                _pointwise(layer).astype("float64"), compute_uv=False
+            )
+            return energy_rank(singular_values, rank)
+        return ranks.positive_rank(argument, rank)
+
+    def macs(self, layer, input_shape, output_shape, rank):
+        positions = math.prod(output_shape[1:-1])
+        hidden = input_shape[-1] * layer.depth_multiplier
+        depthwise = math.prod(layer.kernel_size) * hidden
+        return positions * (depthwise + rank * (hidden + layer.filters))
+
+    def decompose(self, layer, rank, options):
+        matrix = _pointwise(layer)
+        u, v = svd_factors(matrix, rank)
+        new_layer = LowRankSeparableConv2D.from_factors(
+            keras.ops.convert_to_numpy(layer.depthwise_kernel),
+            u,
+            v,
+            bias=(
+                keras.ops.convert_to_numpy(layer.bias)
+                if layer.use_bias
+                else None
+            ),
+            strides=tuple(layer.strides),
+            padding=layer.padding,
+            dilation_rate=tuple(layer.dilation_rate),
+            activation=layer.activation,
+            name=layer.name,
+            dtype=layer.dtype_policy,
+        )
+        return new_layer, relative_error(u @ v, matrix)
+
+
+def _pointwise(layer):
+    kernel = keras.ops.convert_to_numpy(layer.pointwise_kernel)
+    return kernel.reshape(-1, kernel.shape[-1])

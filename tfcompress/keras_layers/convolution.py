@@ -4,6 +4,7 @@ import keras
 
 from tfcompress.analysis import layer_costs
 from tfcompress.decomposition.conv_svd import ConvSVDMethod
+from tfcompress.decomposition.conv_svd import SeparableSVDMethod
 from tfcompress.decomposition.cp import CPMethod
 from tfcompress.decomposition.tucker2 import Tucker2Method
 from tfcompress.graph.registry import PrunableKernel
@@ -60,4 +61,8 @@ register_layer(
     ],
     macs=layer_costs.separable_convolution_macs,
     channels=channel_rules.separable_convolution,
+)
+register_layer(
+    keras.layers.SeparableConv2D,
+    decompositions={"channel_svd": SeparableSVDMethod()},
 )

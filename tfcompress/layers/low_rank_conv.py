@@ -291,10 +291,157 @@ class LowRankConv1D(_LowRankConv):
     conv_class = keras.layers.Conv1D
 
 
+@keras.saving.register_keras_serializable(package="tfcompress")
+class LowRankSeparableConv2D(keras.layers.Layer):
+    """A `SeparableConv2D` whose pointwise kernel has rank r.
+
+    The depthwise kxk stage is kept whole; the pointwise `(S * m, T)`
+    matrix is `U V` of rank r, computed as the separable convolution's own
+    pointwise step to r channels (`U`) then a 1x1 convolution to T (`V`,
+    with the bias and activation). Pointwise MACs per position drop from
+    `S * m * T` to `r * (S * m + T)`.
+
+    Args:
+        filters: Positive integer, number of output channels T.
+        kernel_size: Integer or tuple of 2 integers.
+        rank: Positive integer r.
+        strides: Integer or tuple of 2 integers. Defaults to `1`.
+        padding: `"valid"` or `"same"`. Defaults to `"valid"`.
+        depth_multiplier: Positive integer m. Defaults to `1`.
+        dilation_rate: Integer or tuple of 2 integers. Defaults to `1`.
+        activation: Activation of the output. Defaults to `None`.
+        use_bias: Whether the output has a bias. Defaults to `True`.
+        **kwargs: Base layer keyword arguments, such as `name`.
+
+    Input shape:
+        4D tensor `(batch_size, height, width, channels)`.
+
+    Output shape:
+        4D tensor `(batch_size, new_height, new_width, filters)`.
+
+    Example:
+
+    >>> layer = LowRankSeparableConv2D(64, 3, rank=8, padding="same")
+    >>> tuple(layer(keras.ops.zeros((1, 16, 16, 32))).shape)
+    (1, 16, 16, 64)
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        rank,
+        strides=1,
+        padding="valid",
+        depth_multiplier=1,
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = argument_validation.positive_int("filters", filters)
+        self.rank = argument_validation.positive_int("rank", rank)
+        self.kernel_size = argument_validation.int_pair(
+            "kernel_size", kernel_size
+        )
+        self.strides = argument_validation.int_pair("strides", strides)
+        self.dilation_rate = argument_validation.int_pair(
+            "dilation_rate", dilation_rate
+        )
+        self.depth_multiplier = argument_validation.positive_int(
+            "depth_multiplier", depth_multiplier
+        )
+        self.padding = argument_validation.padding_mode(padding)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.separable = keras.layers.SeparableConv2D(
+            self.rank,
+            self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            depth_multiplier=self.depth_multiplier,
+            dilation_rate=self.dilation_rate,
+            use_bias=False,
+            name="separable",
+        )
+        self.pointwise = keras.layers.Conv2D(
+            self.filters,
+            1,
+            activation=self.activation,
+            use_bias=use_bias,
+            name="pointwise",
+        )
+
+    def build(self, input_shape):
+        argument_validation.channels_last(
+            "LowRankSeparableConv2D", input_shape
+        )
+        build_in_sequence((self.separable, self.pointwise), input_shape)
+
+    def call(self, inputs):
+        return self.pointwise(self.separable(inputs))
+
+    def compute_output_shape(self, input_shape):
+        shape = self.separable.compute_output_shape(input_shape)
+        return self.pointwise.compute_output_shape(shape)
+
+    @classmethod
+    def from_factors(
+        cls, depthwise_kernel, pointwise_factor, output_factor, bias=None,
+        **kwargs,
+    ):
+        """A built layer from `(kh, kw, S, m)`, `U (S*m, r)`, `V (r, T)`."""
+        depthwise = np.asarray(depthwise_kernel, dtype="float32")
+        u = np.asarray(pointwise_factor, dtype="float32")
+        v = np.asarray(output_factor, dtype="float32")
+        in_channels, multiplier = depthwise.shape[2:]
+        if u.shape[0] != in_channels * multiplier or u.shape[1] != v.shape[0]:
+            raise ValueError(
+                "LowRankSeparableConv2D factors must be `depthwise_kernel` "
+                "(kh, kw, S, m), `pointwise_factor` (S * m, rank) and "
+                f"`output_factor` (rank, T). Received shapes: "
+                f"{depthwise.shape}, {u.shape}, {v.shape}"
+            )
+        layer = cls(
+            filters=v.shape[1],
+            kernel_size=depthwise.shape[:2],
+            rank=v.shape[0],
+            depth_multiplier=multiplier,
+            use_bias=bias is not None,
+            **kwargs,
+        )
+        layer.build((None, None, None, in_channels))
+        layer.separable.depthwise_kernel.assign(depthwise)
+        layer.separable.pointwise_kernel.assign(u[None, None])
+        layer.pointwise.kernel.assign(v[None, None])
+        if bias is not None:
+            layer.pointwise.bias.assign(np.asarray(bias, dtype="float32"))
+        return layer
+
+    def get_config(self):
+        base_config = super().get_config()
+        config = {
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "rank": self.rank,
+            "strides": self.strides,
+            "padding": self.padding,
+            "depth_multiplier": self.depth_multiplier,
+            "dilation_rate": self.dilation_rate,
+            "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+        }
+        return {**base_config, **config}
+
+
 def low_rank_conv_macs(rank, kernel_size, in_channels, filters, positions):
     """MACs of one call: `positions` output positions."""
     return positions * rank * (math.prod(kernel_size) * in_channels + filters)
 
 
 # Quantization-aware training and export see its two convolutions.
-register_layer((LowRankConv1D, LowRankConv2D), quantize=QuantizeRule.inline())
+register_layer(
+    (LowRankConv1D, LowRankConv2D, LowRankSeparableConv2D),
+    quantize=QuantizeRule.inline(),
+)
