@@ -246,7 +246,7 @@ def test_grouped_and_dilated_convs(digits):
             r"A dict `rank` must give a rank for each chosen layer",
         ),
         ({"rank": {"dense": 4}, "filters": ["dense"]}, r"A dict `rank` names its layers; do not pass `filters` too"),
-        ({"rank": 4, "method": "pca"}, r"`method` must be one of 'cp', 'svd', 'tucker2'"),
+        ({"rank": 4, "method": "pca"}, r"`method` must be one of 'auto', 'channel_svd', 'cp', 'svd', 'tucker2'"),
         ({"rank": 4.0, "method": "cp"}, r"CP needs an integer rank. Received: rank=4.0"),
         ({"rank": (2, 3, 4), "method": "tucker2"}, r"or a pair \(r_in, r_out\) of them"),
         ({}, r"Pass exactly one of `rank` and `target_macs_ratio`"),

@@ -31,6 +31,12 @@ CASES = {
         24, 3, ranks=(8, 12), strides=2, padding="same", activation="relu"
     ),
     "low_rank_dense": lambda: L.LowRankDense(32, rank=8, activation="relu"),
+    "low_rank_conv": lambda: L.LowRankConv2D(
+        24, 3, rank=6, strides=2, padding="same", activation="relu"
+    ),
+    "low_rank_separable": lambda: L.LowRankSeparableConv2D(
+        24, 3, rank=6, padding="same", activation="relu"
+    ),
     "partial_conv": lambda: L.PartialConv2D(n_div=4),
 }
 

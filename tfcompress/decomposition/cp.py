@@ -118,6 +118,7 @@ def cp_kernel(input_factor, vertical_factor, horizontal_factor, output_factor):
         vertical_factor,
         horizontal_factor,
         output_factor,
+        optimize=True,  # Pairwise contractions, not one nested loop.
     )
 
 

@@ -19,7 +19,7 @@ from tfcompress.graph import functional_graph
 def decompose(
     model,
     *,
-    method="svd",
+    method="auto",
     rank=None,
     target_macs_ratio=None,
     filters=None,
@@ -32,7 +32,9 @@ def decompose(
     """Returns a copy of `model` whose big layers are low-rank factorized.
 
     Chosen `Dense` layers become `LowRankDense` (truncated SVD, method
-    `"svd"`); chosen `Conv2D` layers become `CPConv2D` (CP by alternating
+    `"svd"`); chosen `Conv1D`/`Conv2D` layers `LowRankConv1D`/
+    `LowRankConv2D` (truncated SVD of the kernel as a matrix, Zhang et al.
+    2015, method `"channel_svd"`), `CPConv2D` (CP by alternating
     least squares, method `"cp"`, Lebedev et al. 2015) or `Tucker2Conv2D`
     (Tucker-2 by higher-order orthogonal iteration, method `"tucker2"`,
     Kim et al. 2016). The factors come from the trained weights, so the new
@@ -59,9 +61,14 @@ def decompose(
     Args:
         model: A built functional or Sequential `keras.Model` with known
             input shapes.
-        method: `"svd"` (`Dense` layers), `"cp"` or `"tucker2"` (`Conv2D`
-            layers), or a dict `{layer_name: method}`, which also chooses
-            the layers (by exact name). Defaults to `"svd"`.
+        method: `"auto"`, `"svd"` (`Dense` layers), `"channel_svd"`
+            (`Conv1D` and `Conv2D` as `LowRankConv1D`/`LowRankConv2D`,
+            the kernel read as a `(k * S, T)` matrix), `"cp"` or
+            `"tucker2"` (`Conv2D` layers), or a dict `{layer_name:
+            method}`, which also chooses the layers (by exact name).
+            `"auto"` picks per layer: Tucker-2 for a kxk `Conv2D`, SVD for
+            `Dense`, channel SVD for 1x1 and 1-D convolutions. Defaults to
+            `"auto"`.
         rank: The rank of every chosen layer, or a dict
             `{layer_name: rank}`, which also chooses the layers (by exact
             name). A rank is an integer >= 1; for `"svd"` and

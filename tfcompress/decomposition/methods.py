@@ -17,27 +17,49 @@ has `name`, `stop_grid_at_break_even` and:
 from tfcompress.graph import registry
 
 
+# `method="auto"` picks per layer, in this order of preference: Tucker-2
+# for a kxk convolution (it keeps the kxk window whole), then SVD (Dense)
+# and channel SVD (1x1 and 1-D convolutions): one exact truncated SVD,
+# then CP.
+AUTO = "auto"
+_AUTO_ORDER = ("tucker2", "svd", "channel_svd", "cp")
+
+
 def method_names():
-    """The names of every registered decomposition method, sorted."""
+    """The names of every registered decomposition method, and `"auto"`."""
     names = set()
     for methods in registry.registered_classes("decompositions").values():
         names.update(methods)
-    return sorted(names)
+    return [AUTO, *sorted(names)]
 
 
 def method_for(layer, name):
     """The method `name` for `layer`, or `None` if it does not apply."""
-    return (registry.rule_for(layer, "decompositions") or {}).get(name)
+    methods = registry.rule_for(layer, "decompositions") or {}
+    if name != AUTO:
+        return methods.get(name)
+    spatial = getattr(layer, "kernel_size", ())
+    for candidate in _AUTO_ORDER:
+        method = methods.get(candidate)
+        if method is None or method.unsupported(layer) is not None:
+            continue
+        if candidate == "tucker2" and all(k == 1 for k in spatial):
+            continue  # A 1x1 kernel: SVD does it in one product fewer.
+        return method
+    # None applies: the first, so that its reason is reported.
+    return next(iter(methods.values()), None)
 
 
 def layer_description(name):
     """The layer classes method `name` applies to, e.g. `"Dense"`."""
+    if name == AUTO:
+        name = None
     return " or ".join(
         cls.__name__
         for cls, methods in registry.registered_classes(
             "decompositions"
         ).items()
-        if name in methods
+        if name is None or name in methods
     )
 
 

@@ -7,6 +7,7 @@ They are found by name (`tfcompress.graph.keras_internals
 from tfcompress.analysis import layer_costs
 from tfcompress.graph.keras_internals import application_layer_class
 from tfcompress.graph.registry import register_layer
+from tfcompress.pruning import channel_rules
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 # ConvNeXt's `x * gamma` (a per-channel scale) and Inception-ResNet's
@@ -26,3 +27,8 @@ register_layer(
 _LAYER_SCALE = application_layer_class("convnext", "LayerScale")
 if _LAYER_SCALE is not None:
     register_layer(_LAYER_SCALE, quantize=QuantizeRule.folds_into_kernel())
+    # A per-channel scale: channels flow through, `gamma` is sliced.
+    register_layer(
+        _LAYER_SCALE,
+        channels=channel_rules.per_channel_scale("gamma", "projection_dim"),
+    )

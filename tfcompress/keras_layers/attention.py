@@ -4,6 +4,7 @@ import keras
 
 from tfcompress.analysis import attention_costs
 from tfcompress.graph.registry import register_layer
+from tfcompress.pruning import channel_rules
 from tfcompress.quantization.quantize_rules import QuantizeRule
 from tfcompress.quantization.quantized_attention import (
     GroupedQueryAttentionInOps,
@@ -36,4 +37,10 @@ register_layer(
 register_layer(
     L.GroupQueryAttention,
     quantize=QuantizeRule.inline(twin=GroupedQueryAttentionInOps),
+)
+
+# Structured pruning: whole heads and the output channels (see
+# `channel_rules.multi_head_attention`).
+register_layer(
+    L.MultiHeadAttention, channels=channel_rules.multi_head_attention
 )

@@ -3,6 +3,8 @@
 import keras
 
 from tfcompress.analysis import layer_costs
+from tfcompress.decomposition.conv_svd import ConvSVDMethod
+from tfcompress.decomposition.conv_svd import SeparableSVDMethod
 from tfcompress.decomposition.cp import CPMethod
 from tfcompress.decomposition.tucker2 import Tucker2Method
 from tfcompress.graph.registry import PrunableKernel
@@ -25,7 +27,14 @@ register_layer(
 register_layer(
     keras.layers.Conv2D,
     quantize=QuantizeRule.kernel(QuantizedConv2D),
-    decompositions={"cp": CPMethod(), "tucker2": Tucker2Method()},
+    decompositions={
+        "channel_svd": ConvSVDMethod(),
+        "cp": CPMethod(),
+        "tucker2": Tucker2Method(),
+    },
+)
+register_layer(
+    keras.layers.Conv1D, decompositions={"channel_svd": ConvSVDMethod()}
 )
 register_layer(
     (
@@ -75,4 +84,5 @@ register_layer(
 register_layer(
     keras.layers.SeparableConv2D,
     quantize=QuantizeRule.inline(twin=SeparableConv2DInLayers),
+    decompositions={"channel_svd": SeparableSVDMethod()},
 )

@@ -27,6 +27,11 @@ register_layer(
     (keras.layers.RMSNormalization, keras.layers.UnitNormalization),
     macs=layer_costs.rms_normalization_macs,
 )
+# Prunable through, approximately: see `channel_rules.layer_normalization`.
+register_layer(
+    keras.layers.LayerNormalization,
+    channels=channel_rules.layer_normalization,
+)
 # Renormalizes its layer's kernel in training only; at inference it is its
 # layer.
 register_layer(

@@ -12,6 +12,9 @@ L = keras.layers
 register_layer(
     (L.Reshape, L.Permute, L.RepeatVector), macs=layer_costs.no_macs
 )
+# A reshape that keeps the last axis (squeeze-and-excitation's (C,) ->
+# (1, 1, C), a ViT's patches to tokens) keeps channels where they were.
+register_layer(L.Reshape, channels=channel_rules.reshape)
 register_layer(
     L.Flatten,
     macs=layer_costs.no_macs,

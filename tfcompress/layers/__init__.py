@@ -14,6 +14,9 @@ from tfcompress.layers.depthwise_separable_conv2d import (
     DepthwiseSeparableConv2D,
 )
 from tfcompress.layers.inverted_residual import InvertedResidual
+from tfcompress.layers.low_rank_conv import LowRankConv1D
+from tfcompress.layers.low_rank_conv import LowRankConv2D
+from tfcompress.layers.low_rank_conv import LowRankSeparableConv2D
 from tfcompress.layers.low_rank_dense import LowRankDense
 from tfcompress.layers.partial_conv2d import PartialConv2D
 from tfcompress.layers.shuffle_conv2d import ShuffleConv2D
@@ -25,7 +28,10 @@ __all__ = [
     "CPConv2D",
     "DepthwiseSeparableConv2D",
     "InvertedResidual",
+    "LowRankConv1D",
+    "LowRankConv2D",
     "LowRankDense",
+    "LowRankSeparableConv2D",
     "PartialConv2D",
     "ShuffleConv2D",
     "Tucker2Conv2D",

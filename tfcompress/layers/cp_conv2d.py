@@ -189,7 +189,7 @@ class CPConv2D(WeightedLayer):
         kernel and the same bias, strides, padding and activation computes
         what this layer computes.
         """
-        return np.einsum("sr,hr,wr,tr->hwst", *self.factors())
+        return np.einsum("sr,hr,wr,tr->hwst", *self.factors(), optimize=True)
 
     @classmethod
     def from_factors(

@@ -185,7 +185,7 @@ class Tucker2Conv2D(WeightedLayer):
         computes what this layer computes.
         """
         u_in, core, u_out = self.factors()
-        return np.einsum("hwab,sa,tb->hwst", core, u_in, u_out)
+        return np.einsum("hwab,sa,tb->hwst", core, u_in, u_out, optimize=True)
 
     @classmethod
     def from_factors(

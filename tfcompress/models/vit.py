@@ -4,6 +4,7 @@ import keras
 
 from tfcompress.analysis import layer_costs
 from tfcompress.graph.registry import register_layer
+from tfcompress.pruning import channel_rules
 from tfcompress.quantization.quantize_rules import QuantizeRule
 
 
@@ -44,6 +45,7 @@ register_layer(
     macs=layer_costs.no_macs,
     # An ADD with a constant operand: TFLite stores the table per tensor.
     quantize=QuantizeRule.rounded_kernels({"position": None}),
+    channels=channel_rules.added_weight("position"),
 )
 
 

@@ -38,6 +38,13 @@ class Plan:
             self.groups.setdefault(self.root[channel_set.id], []).append(
                 channel_set
             )
+        # Blocks of a group that must keep equal counts (grouped filters).
+        self.blocks = {
+            root: math.lcm(
+                *(s.unit.groups for s in members if s.unit is not None), 1
+            )
+            for root, members in self.groups.items()
+        }
         self.tied_by = collections.defaultdict(list)
         for a, _, layer_name in trace.ties:
             names = self.tied_by[self.root[a]]
@@ -71,7 +78,10 @@ class Plan:
                 if self.frozen_reason(root) is None:
                     size = self.groups[root][0].size
                     self.target[root] = _kept_count(
-                        size, sparsity, self.min_channels, self.round_to
+                        size,
+                        sparsity,
+                        self.min_channels,
+                        math.lcm(self.round_to, self.blocks[root]),
                     )
             self._keep_first()
             if not self._apply_constraints():
@@ -119,11 +129,15 @@ class Plan:
         """Keeps the `target` channels of highest score in each group."""
         self.kept[:] = True
         for root, score in scores.items():
-            count = self.target[root]
-            # Stable: among equal scores, the lower index is kept.
-            keep = np.sort(np.argsort(-score, kind="stable")[:count])
-            mask = np.zeros(len(score), dtype=bool)
-            mask[keep] = True
+            blocks = self.blocks[root]
+            count = self.target[root] // blocks
+            # Stable: among equal scores, the lower index is kept; each
+            # block (a grouped convolution's group) keeps `count`.
+            per_block = np.reshape(score, (blocks, -1))
+            keep = np.sort(np.argsort(-per_block, axis=1, kind="stable")[:, :count])
+            mask = np.zeros(per_block.shape, dtype=bool)
+            np.put_along_axis(mask, keep, True, axis=1)
+            mask = mask.reshape(-1)
             for channel_set in self.groups[root]:
                 start = self.offsets[channel_set.id]
                 self.kept[start : start + channel_set.size] = mask

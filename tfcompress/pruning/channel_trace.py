@@ -105,6 +105,8 @@ class ChannelUnit:
     `kernels` lists `(variable, output_axis)`: the filter weights whose
     norm (or Taylor score) ranks the channels; `bias` joins them for the
     Taylor score. `batch_norm` is the `BatchNormalization` right after it.
+    `groups > 1` (a grouped convolution's filters) makes every one of
+    that many equal blocks of channels keep the same number.
     """
 
     name: str
@@ -114,6 +116,7 @@ class ChannelUnit:
     bias: object = None
     batch_norm: object = None
     map: ChannelMap | None = None
+    groups: int = 1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,11 @@ steps:
 
 import numbers
 
+import keras
+
 from tfcompress import argument_validation
+from tfcompress.graph import cloning
+from tfcompress.graph import flattening
 from tfcompress.graph import functional_graph
 from tfcompress.graph.filters import LayerFilter
 from tfcompress.pruning.channel_importance import IMPORTANCE_CRITERIA
@@ -70,8 +74,8 @@ def prune_channels(
     channels' contributions dropped. Fine-tune it for a few epochs to
     recover the accuracy. The input model is not modified.
 
-    Prunable: the output channels of `Conv1D`, `Conv2D`, `Conv3D` (not
-    grouped), `SeparableConv1D`, `SeparableConv2D`, `Dense`, and of
+    Prunable: the output channels of `Conv1D`, `Conv2D`, `Conv3D`,
+    `SeparableConv1D`, `SeparableConv2D`, `Dense`, and of
     tfcompress's `DepthwiseSeparableConv2D`, `InvertedResidual` (its hidden
     channels, named `"<block>/expand"`, the main saving in a MobileNetV2,
     and its output channels, `"<block>/project"`), `CPConv2D` and
@@ -84,12 +88,25 @@ def prune_channels(
     by their summed importance (a residual `InvertedResidual` ties its input
     and output the same way).
 
+    Modern blocks: a `Reshape` that keeps the last axis (squeeze-and-
+    excitation's `(C,) -> (1, 1, C)`) passes channels; a grouped
+    convolution with one input channel per group (ConvNeXt's depthwise
+    7x7) passes them too, `groups` following; another grouped
+    convolution keeps as many filters in every group and leaves its input
+    channels alone; `LayerScale` and a ViT's `PositionEmbedding` are
+    sliced; `LayerNormalization` over the last axis is sliced, and is the
+    one inexact rule (its mean and variance are then over the kept
+    channels); `MultiHeadAttention` loses whole heads (`"<name>/heads"`)
+    and output channels. Nested Sequential and functional models are
+    inlined first: the pruned model is then flat, their layers named
+    `"<nested model>_<layer>"`.
+
     Left alone, and said so in the report: the layers whose channels reach a
     model output (they are the model's outputs), reach the model input
     through a residual connection, or reach a layer the trace cannot see
-    through (`Reshape`, `Permute`, `LayerNormalization`, softmax, nested
-    models, shared layers, grouped convolutions, `ShuffleConv2D`,
-    `ChannelShuffle`, `PartialConv2D`, unknown custom layers). So is a
+    through (a `Reshape` that changes the last axis, `Permute`, softmax,
+    shared layers, `ShuffleConv2D`, `ChannelShuffle`, `PartialConv2D`,
+    unknown custom layers). So is a
     stride-1 `InvertedResidual` without a residual add whose output would
     keep as many channels as its input: the rebuilt block would add them.
 
@@ -188,7 +205,8 @@ def prune_channels(
     if not isinstance(sparsity, dict):
         _check_sparsity("sparsity", sparsity)
 
-    trace = ChannelTrace(model)
+    source = _inlined(model)
+    trace = ChannelTrace(source)
     is_selected = _selector(filters, trace)
     sparsity_of = _sparsity_per_unit(sparsity, trace)
     plan = Plan(trace, min_channels, round_to)
@@ -200,12 +218,14 @@ def prune_channels(
         }
     )
     scores = importance_scores(
-        importance, model, plan.groups_to_prune(), data
+        importance, source, plan.groups_to_prune(), data
     )
     plan.choose_channels(scores)
 
-    pruned = rebuild(model, trace, plan)
-    report = make_report(model, pruned, trace, plan, importance)
+    pruned = rebuild(source, trace, plan)
+    if source is not model:
+        cloning.compile_like(pruned, model)
+    report = make_report(source, pruned, trace, plan, importance)
     return pruned, report
 
 
@@ -235,7 +255,7 @@ def prunable_channel_groups(model, *, filters=None):
     [('block1/expand',), ('block2/expand',), ('block3/expand',)]
     """
     _check_model(model)
-    trace = ChannelTrace(model)
+    trace = ChannelTrace(_inlined(model))
     is_selected = _selector(filters, trace)
     plan = Plan(trace, min_channels=1, round_to=1)
     groups = []
@@ -253,6 +273,25 @@ def _check_model(model):
     # A Sequential or functional model is a graph of nodes; a subclassed
     # model is Python code that pruning cannot read.
     functional_graph.functional_graph(model, "prune_channels")
+
+
+def _inlined(model):
+    """`model`, or a flat copy of it when it holds nested models.
+
+    A nested Sequential or functional model (ConvNeXt's stem and
+    downsampling layers) is a graph of its own: inlined into one graph,
+    its layers are traced like the others. Their copies are named by path
+    (`"<nested model>_<layer>"`).
+    """
+    graph = functional_graph.functional_graph(model, "prune_channels")
+    nested = any(
+        functional_graph.is_graph_model(node.operation)
+        for node in functional_graph.call_nodes(graph)
+    )
+    if not nested:
+        return model
+    flat, _ = flattening.flatten_model(model)
+    return keras.Model(flat.inputs, flat.outputs, name=model.name)
 
 
 def _check_sparsity(name, value):
