@@ -1,155 +1,124 @@
-"""The `tfcompress` command line: `tfcompress demo`, `tfcompress profile`."""
+"""The `tfcompress` command line.
+
+One module per subcommand, each with `add_parser` and `run`:
+
+- `demo`: the main job end to end on bundled digits (`make demo`);
+- `profile MODEL.keras`: parameters, MACs and bytes per layer;
+- `inspect FILE.tflite`: ops, dtypes, int8 share, sizes;
+- `export MODEL.keras`: a float or quantized `.tflite` file;
+- `verify MODEL.keras FILE.tflite --data x.npy`: LiteRT against Keras;
+- `bench FILE.tflite [FILE2 ...]`: latency side by side, with ratios;
+- `prune`, `decompose`, `quantize` (`transforms`): `.keras` in, `.keras`
+  and a report out.
+
+The subcommands only parse, call the library and print: the result (a
+table, or JSON with `--json`) on stdout, a timed progress line per step on
+stderr. TensorFlow's, the converter's and LiteRT's C++ log lines are hidden
+unless `--verbose` (see `tfcompress.native_stderr`). Exit codes: 0 success,
+1 failure, 2 bad input (`tfcompress.cli.common`).
+"""
 
 import argparse
-import os
+import contextlib
+import logging
 import sys
 
+from tfcompress import native_stderr
+from tfcompress.cli import bench
+from tfcompress.cli import common
+from tfcompress.cli import demo
+from tfcompress.cli import export
+from tfcompress.cli import inspect
+from tfcompress.cli import profile
+from tfcompress.cli import transforms
+from tfcompress.cli import verify
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _shape(text):
-    try:
-        shape = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        shape = ()
-    if not shape or any(v < 1 for v in shape):
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive integers such as 32,32,3; "
-            f"got {text!r}"
-        )
-    return shape
+# subcommand -> run(args, progress) -> Result
+RUNNERS = {
+    "profile": profile.run,
+    "inspect": inspect.run,
+    "export": export.run,
+    "verify": verify.run,
+    "bench": bench.run,
+    "prune": transforms.run_prune,
+    "decompose": transforms.run_decompose,
+    "quantize": transforms.run_quantize,
+}
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="tfcompress",
         description=(
-            "Model compression for Keras 3, exported to TFLite (LiteRT)."
+            "Model compression for Keras 3, exported to TFLite (LiteRT). "
+            "Run `tfcompress COMMAND --help` for a command's options."
+        ),
+        epilog=(
+            "Exit codes: 0 success, 1 failure (conversion failed, parity "
+            "below threshold), 2 bad input (missing or wrong file, data of "
+            "the wrong shape, bad option)."
         ),
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-
-    demo = commands.add_parser(
-        "demo",
-        help="train, compress, export and benchmark a model on digits",
-        description=(
-            "Train a small MobileNetV2-style classifier built from "
-            "tfcompress layers on scikit-learn's digits (bundled, no "
-            "download), export float32 and int8 TFLite, run both in the "
-            "LiteRT interpreter and print a table of parameters, MACs, file "
-            "size, accuracy and median latency."
-        ),
-    )
-    demo.add_argument(
-        "--epochs",
-        type=_positive_int,
-        default=20,
-        help="training epochs (default: %(default)s)",
-    )
-    demo.add_argument(
-        "--output-dir",
-        default="tfcompress_demo",
-        help="folder for model.keras and the .tflite files "
-        "(default: %(default)s)",
-    )
-    demo.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=1,
-        help="LiteRT interpreter threads for accuracy and latency "
-        "(default: %(default)s)",
-    )
-    demo.add_argument(
-        "--runs",
-        type=_positive_int,
-        default=200,
-        help="timed single-image runs per model for the median latency "
-        "(default: %(default)s)",
-    )
-    demo.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed for the data split and training (default: %(default)s)",
-    )
-
-    prof = commands.add_parser(
-        "profile",
-        help="print parameters, MACs and bytes per layer of a .keras model",
-        description=(
-            "Load a .keras model (safe mode) and print one row per layer: "
-            "output shape, parameters, MACs per example and bytes at "
-            "float32 and int8."
-        ),
-    )
-    prof.add_argument("model", help="path to a .keras file")
-    prof.add_argument(
-        "--input-shape",
-        type=_shape,
-        default=None,
-        help="input shape without the batch dimension, e.g. 32,32,3; "
-        "needed for subclassed models and unknown spatial dimensions",
-    )
+    demo.add_parser(commands)
+    profile.add_parser(commands)
+    inspect.add_parser(commands)
+    export.add_parser(commands)
+    verify.add_parser(commands)
+    bench.add_parser(commands)
+    transforms.add_parsers(commands)
     return parser
 
 
 def main(argv=None):
+    """Runs `tfcompress ARGS`; returns the exit code.
+
+    Args:
+        argv: The arguments, without the program name. Defaults to
+            `sys.argv[1:]`.
+    """
     args = build_parser().parse_args(argv)
-    # Silence TensorFlow's C++ start-up chatter before it is imported.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.command == "demo":
-        from tfcompress.demo import run_demo
-
-        run_demo(
-            epochs=args.epochs,
-            output_dir=args.output_dir,
-            num_threads=args.threads,
-            benchmark_runs=args.runs,
-            seed=args.seed,
-        )
-        return 0
-    if args.command == "profile":
-        return _profile(args.model, args.input_shape)
-    raise AssertionError(args.command)  # argparse rejects other commands
+    if not args.verbose:
+        # Python-side log records of TensorFlow and absl (the C++ side is
+        # hidden by `redirected` below).
+        for name in ("tensorflow", "absl"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    stdout = sys.stdout
+    with native_stderr.redirected(enabled=not args.verbose):
+        code = _run(args, stdout)
+    return code
 
 
-def _profile(path, input_shape):
-    if not os.path.isfile(path):
-        print(f"tfcompress profile: no such file: {path}", file=sys.stderr)
-        return 2
-    if not path.endswith(".keras"):
-        print(
-            f"tfcompress profile: expected a .keras file, got {path}",
-            file=sys.stderr,
-        )
-        return 2
-    import keras
-
-    import tfcompress.layers  # noqa: F401  registers tfcompress layers
-    from tfcompress.analysis import profile
-
+def _run(args, stdout):
+    progress = common.Progress()
     try:
-        model = keras.saving.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises several types for bad files.
-        print(
-            f"tfcompress profile: could not load {path} as a Keras model "
-            f"(safe_mode=True): {error}",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        report = profile(model, input_shape=input_shape)
-    except ValueError as error:
-        print(f"tfcompress profile: {error}", file=sys.stderr)
-        return 2
-    print(report)
-    return 0
+        # Library progress lines (decompose's per layer, ...) are progress
+        # too: stdout holds only the result.
+        with contextlib.redirect_stdout(sys.stderr):
+            if args.command == "demo":
+                result = demo.run(args, progress, stdout)
+            else:
+                result = RUNNERS[args.command](args, progress)
+    except common.CommandError as error:
+        _error(args, str(error))
+        return error.exit_code
+    except (ValueError, FileNotFoundError) as error:
+        # The library's argument and data checks: bad input.
+        _error(args, str(error))
+        return common.EXIT_BAD_INPUT
+    except Exception as error:  # Anything else is the job failing.
+        hint = "" if args.verbose else " (--verbose shows TensorFlow's log)"
+        _error(args, f"failed: {type(error).__name__}: {error}{hint}")
+        return common.EXIT_FAILURE
+    common.print_result(result, args.json, stdout)
+    if result.exit_code == common.EXIT_OK:
+        progress("done")
+    return result.exit_code
+
+
+def _error(args, message):
+    print(f"tfcompress {args.command}: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
