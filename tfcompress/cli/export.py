@@ -117,6 +117,18 @@ def run(args, progress):
             f"from {args.data}"
         )
     from tfcompress.export import to_tflite
+    from tfcompress.quantization import is_quantization_aware
+
+    if (
+        quantization in ("int8", "int16x8")
+        and data is None
+        and not is_quantization_aware(model)
+    ):
+        raise common.CommandError(
+            f"--quantization {args.quantization} needs calibration examples: "
+            "--data CALIB.npy (a few hundred training examples), unless the "
+            "model is quantization-aware (`tfcompress quantize`)"
+        )
 
     progress(f"exporting {args.quantization} TFLite to {output}")
     try:
