@@ -112,8 +112,8 @@ def _run(args, stdout):
         _error(args, f"failed: {type(error).__name__}: {error}{hint}")
         return common.EXIT_FAILURE
     common.print_result(result, args.json, stdout)
-    if result.exit_code == common.EXIT_OK:
-        progress("done")
+    if result.exit_code == common.EXIT_OK and args.command != "demo":
+        progress("done")  # the demo says it itself
     return result.exit_code
 
 

@@ -55,27 +55,27 @@ def plot_results(rows, path):
         from matplotlib.figure import Figure
     except ImportError:
         return False
-    figure = Figure(figsize=(8, 5))
+    figure = Figure(figsize=(10, 5))
     axes = figure.subplots()
     slowest = max(row.latency_ms for row in rows) or 1.0
     for row in rows:
+        # A legend, not labels on the points: variants of one size (the
+        # int8 files) sit on top of each other.
         axes.scatter(
             row.tflite_bytes / 1024,
             100 * row.litert_accuracy,
             s=40 + 400 * row.latency_ms / slowest,
             alpha=0.6,
+            label=f"{row.name}: {row.latency_ms:.3f} ms",
         )
-        axes.annotate(
-            f"{row.name}\n{row.latency_ms:.3f} ms",
-            (row.tflite_bytes / 1024, 100 * row.litert_accuracy),
-            textcoords="offset points",
-            xytext=(6, 4),
-            fontsize=7,
-        )
+    axes.legend(
+        loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8,
+        markerscale=0.5, title="median latency",
+    )
     axes.set_xscale("log")
     axes.set_xlabel(".tflite size (KiB, log scale)")
     axes.set_ylabel("LiteRT test accuracy (%)")
-    axes.set_title("tfcompress demo: size, accuracy and latency (marker area)")
+    axes.set_title("tfcompress demo: size, accuracy, latency (marker area)")
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
