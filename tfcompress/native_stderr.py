@@ -47,7 +47,7 @@ def quiet_command_line(argv=None, orig_argv=None):
         return False
     script = os.path.basename(argv[0])
     as_module = any(
-        flag == "-m" and module in ("tfcompress", "tfcompress.cli")
+        flag == "-m" and module == "tfcompress"
         for flag, module in zip(orig_argv, orig_argv[1:])
     )
     is_command = script == "tfcompress" or (argv[0] == "-m" and as_module)
@@ -101,12 +101,17 @@ def redirected(enabled=True):
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     python_stderr = sys.stderr
-    replace_python_stderr = _stderr_is_descriptor_2()
-    real_stderr = os.dup(2)
+    try:
+        real_stderr = os.dup(2)
+    except OSError:
+        # No descriptor 2 (a daemon, say): nothing reaches a terminal.
+        yield None
+        return
     hidden = tempfile.TemporaryFile()
     os.dup2(hidden.fileno(), 2)
-    if replace_python_stderr:
-        sys.stderr = open(
+    copy = None
+    if _stderr_is_descriptor_2():
+        copy = open(
             real_stderr,
             "w",
             buffering=1,
@@ -114,12 +119,13 @@ def redirected(enabled=True):
             errors="backslashreplace",
             closefd=False,
         )
+        sys.stderr = copy
     try:
         yield hidden
     finally:
-        sys.stderr.flush()
-        if replace_python_stderr:
-            sys.stderr.close()  # closefd=False: the descriptor stays open
+        if copy is not None:
+            copy.flush()
+            copy.close()  # closefd=False: the descriptor stays open
             sys.stderr = python_stderr
         os.dup2(real_stderr, 2)
         os.close(real_stderr)

@@ -3,6 +3,8 @@
 import json
 import os
 
+import keras
+import numpy as np
 import pytest
 
 from tests.cli.conftest import run_cli
@@ -104,3 +106,35 @@ def test_bad_inputs_write_nothing(tmp_path, cli_files, capsys):
         assert err.splitlines()[-1].startswith("tfcompress export: ")
         assert stdout == ""
     assert os.listdir(tmp_path) == []
+
+
+def test_strict_refuses_a_float_op_with_exit_code_1(tmp_path, capsys):
+    # quantize_model has no int8 rewrite for Conv3D: the converter leaves
+    # the file's CONV_3D float, which an int8 export warns about.
+    inputs = keras.Input((4, 4, 4, 2))
+    x = keras.layers.Conv3D(4, 2, activation="relu", name="c3")(inputs)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="head")(x))
+    model.save(tmp_path / "conv3d.keras")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((32, 4, 4, 4, 2), "float32"))
+    qat = tmp_path / "qat.keras"
+    code, _, err = run_cli(
+        capsys, "quantize", tmp_path / "conv3d.keras", "--data",
+        tmp_path / "x.npy", "-o", qat,
+    )
+    assert code == 0, err
+    strict = tmp_path / "strict.tflite"
+    code, stdout, err = run_cli(
+        capsys, "export", qat, "--quantization", "int8", "--strict",
+        "-o", strict,
+    )
+    assert code == 1
+    assert "CONV_3D 'c3'" in err and stdout == ""
+    assert not strict.exists()
+    # Without --strict: the file, and the warning on one line.
+    code, _, err = run_cli(
+        capsys, "export", qat, "--quantization", "int8", "-o", strict
+    )
+    assert code == 0
+    assert "tfcompress export: UserWarning: quantization='int8' was " in err
+    assert strict.exists()

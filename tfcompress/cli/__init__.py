@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import logging
 import sys
+import warnings
 
 from tfcompress import native_stderr
 from tfcompress.cli import bench
@@ -86,7 +87,10 @@ def main(argv=None):
             logging.getLogger(name).setLevel(logging.ERROR)
     stdout = sys.stdout
     with native_stderr.redirected(enabled=not args.verbose):
-        code = _run(args, stdout)
+        with warnings.catch_warnings():
+            # One line, without the library's file and line number.
+            warnings.showwarning = _warning_line(args)
+            code = _run(args, stdout)
     return code
 
 
@@ -117,9 +121,17 @@ def _run(args, stdout):
     return result.exit_code
 
 
+def _warning_line(args):
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(
+            f"tfcompress {args.command}: {category.__name__}: {message}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
 def _error(args, message):
     print(f"tfcompress {args.command}: {message}", file=sys.stderr, flush=True)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
