@@ -1,3 +1,5 @@
+import json
+
 import keras
 import pytest
 
@@ -62,6 +64,8 @@ def test_profile_prints_the_table(tmp_path, capsys):
     params = keras.saving.load_model(path).count_params()
     assert f"{params:,}" in out
     assert "block2" in out
+    assert main(["profile", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == params
 
 
 def test_profile_missing_file(tmp_path, capsys):
