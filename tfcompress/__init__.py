@@ -30,6 +30,12 @@ Subpackages:
   data for examples, tests and benchmarks.
 """
 
+# First: the `tfcompress` command imports TensorFlow with its C++ start-up
+# lines hidden; any other program imports it as usual (see native_stderr).
+from tfcompress import native_stderr
+
+native_stderr.import_tensorflow()
+
 from tfcompress import analysis
 from tfcompress import callbacks
 from tfcompress import datasets
