@@ -25,6 +25,9 @@ Subpackages:
   with `tfcompress.callbacks.QuantizationAwareTraining`) that exports to
   int8 TFLite, and the post-training pieces behind `to_tflite` (percentile
   / MSE calibration, `keep_float`, `layer_quantization_error`).
+- `tfcompress.search`: compression under a budget: each layer's channel
+  sparsity searched (AMC-style, on Optuna) so that the model fits a MACs
+  or parameter budget with the best accuracy (the `search` extra).
 - `tfcompress.callbacks`: callbacks for `model.fit`.
 - `tfcompress.models`, `tfcompress.datasets`: reference models and bundled
   data for examples, tests and benchmarks.
