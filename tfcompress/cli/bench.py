@@ -36,12 +36,7 @@ def add_parser(commands):
         help="rounds; each file's figure is the median over rounds "
         "(default: %(default)s)",
     )
-    parser.add_argument(
-        "--threads",
-        type=common.positive_int,
-        default=1,
-        help="LiteRT interpreter threads (default: %(default)s)",
-    )
+    common.add_threads_option(parser)
     common.add_common_options(parser)
     return parser
 

@@ -56,6 +56,16 @@ class Progress:
         print(f"[{elapsed:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+def add_threads_option(parser):
+    """`--threads`: the LiteRT interpreter's threads."""
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="LiteRT interpreter threads (default: %(default)s)",
+    )
+
+
 def add_common_options(parser):
     """`--json` and `--verbose`, on every subcommand."""
     parser.add_argument(

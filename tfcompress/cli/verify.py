@@ -40,12 +40,7 @@ def add_parser(commands):
         metavar="FRACTION",
         help="fail above this relative error, e.g. 0.05",
     )
-    parser.add_argument(
-        "--threads",
-        type=common.positive_int,
-        default=1,
-        help="LiteRT interpreter threads (default: %(default)s)",
-    )
+    common.add_threads_option(parser)
     common.add_common_options(parser)
     return parser
 
