@@ -209,3 +209,8 @@ def release_mask(variable):
         variable.constraint = variable.constraint.inner
         return True
     return False
+
+
+def is_masked(variable):
+    """Whether a pruning mask is `variable`'s constraint now."""
+    return isinstance(variable.constraint, _MaskConstraint)

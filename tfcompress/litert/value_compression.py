@@ -1,0 +1,185 @@
+"""What an entropy coder would store for a `.tflite` file's weights.
+
+Deep Compression (Han et al. 2016) ends with Huffman coding: after pruning
+and weight sharing, a kernel's stored integers are few distinct values,
+zero most of all, and a Huffman code stores the frequent ones in a bit or
+two. `value_compression` measures that on a written file: each constant
+tensor's elements are coded with a Huffman code of their own counts (a
+real code, built with `heapq`), and the file's size is recomputed with its
+constants stored so coded. Nothing is written; LiteRT cannot run a
+Huffman-coded file, so this is the size to ship (download, storage), as
+the gzipped size is, not the size in memory.
+"""
+
+import collections
+import dataclasses
+import heapq
+import math
+
+import numpy as np
+
+from tfcompress.litert.byte_size import format_size
+from tfcompress.litert.tflite_file_path import tflite_file_path
+from tfcompress.litert.weight_values import tflite_weights
+
+# Each distinct value of a coded tensor is listed once in its code table,
+# with its code length (one byte): what a decoder needs to rebuild a
+# canonical Huffman code.
+CODE_LENGTH_BYTES = 1
+
+
+def huffman_code_lengths(counts):
+    """The code length of each symbol in a Huffman code for `counts`.
+
+    Args:
+        counts: `{symbol: count}`, counts > 0.
+
+    Returns:
+        `{symbol: length in bits}`. A single symbol gets 1 bit (a code
+        needs at least one bit per symbol); no symbol, an empty dict.
+
+    Example:
+
+    >>> huffman_code_lengths({"a": 4, "b": 2, "c": 1, "d": 1})
+    {'a': 1, 'b': 2, 'c': 3, 'd': 3}
+    """
+    if not counts:
+        return {}
+    if len(counts) == 1:
+        return {symbol: 1 for symbol in counts}
+    # Heap entries: (count, tie-breaker, symbols under this node). Merging
+    # the two rarest nodes puts each of their symbols one bit deeper.
+    heap = [
+        (count, order, (symbol,))
+        for order, (symbol, count) in enumerate(counts.items())
+    ]
+    heapq.heapify(heap)
+    lengths = dict.fromkeys(counts, 0)
+    order = len(heap)
+    while len(heap) > 1:
+        count_a, _, symbols_a = heapq.heappop(heap)
+        count_b, _, symbols_b = heapq.heappop(heap)
+        for symbol in symbols_a + symbols_b:
+            lengths[symbol] += 1
+        heapq.heappush(heap, (count_a + count_b, order, symbols_a + symbols_b))
+        order += 1
+    return lengths
+
+
+def huffman_bits(values):
+    """Bits of `values` (any array) coded with a Huffman code of their own."""
+    counts = _counts(values)
+    lengths = huffman_code_lengths(counts)
+    return sum(counts[s] * lengths[s] for s in counts)
+
+
+def entropy_bits(values):
+    """Shannon entropy of `values`' distribution times their number: the
+    fewest bits any code of one symbol at a time can average."""
+    counts = np.array(list(_counts(values).values()), dtype=np.float64)
+    if counts.size == 0:
+        return 0.0
+    p = counts / counts.sum()
+    return float(-(counts * np.log2(p)).sum())
+
+
+def _counts(values):
+    flat = np.asarray(values).ravel()
+    if flat.dtype.kind == "f":
+        # Floats by bit pattern: -0.0 and 0.0 are two stored values.
+        flat = flat.view(np.dtype(f"u{flat.dtype.itemsize}"))
+    unique, counts = np.unique(flat, return_counts=True)
+    return collections.OrderedDict(
+        (int(u), int(c)) for u, c in zip(unique, counts)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueCompression:
+    """A `.tflite` file's constants, stored as they are and entropy-coded.
+
+    Attributes:
+        file_bytes: Size of the file.
+        weight_bytes: Bytes of its constants (weights, biases, others).
+        kernel_bytes: Of which the kernels (ops' weight operands).
+        entropy_bytes: The constants' entropy, in bytes (each tensor its
+            own distribution): no symbol-by-symbol code stores less.
+        huffman_bytes: The constants Huffman-coded, each tensor with its
+            own code, its code table included (each distinct value and
+            its code length); a tensor that would not shrink is counted
+            as stored.
+        huffman_file_bytes: The file's size with its constants stored
+            Huffman-coded: `file_bytes - weight_bytes + huffman_bytes`.
+    """
+
+    file_bytes: int
+    weight_bytes: int
+    kernel_bytes: int
+    entropy_bytes: int
+    huffman_bytes: int
+    huffman_file_bytes: int
+
+    def to_dict(self):
+        """The figures as a JSON-serializable `dict`."""
+        return dataclasses.asdict(self)
+
+    def __str__(self):
+        return (
+            f"weights {format_size(self.weight_bytes)}, Huffman-coded "
+            f"{format_size(self.huffman_bytes)} (entropy "
+            f"{format_size(self.entropy_bytes)}); file "
+            f"{format_size(self.file_bytes)} -> "
+            f"{format_size(self.huffman_file_bytes)}"
+        )
+
+
+def tensor_huffman_bytes(values, element_bytes):
+    """Bytes to store `values` Huffman-coded with their own code table.
+
+    `ceil(code bits / 8)` plus, per distinct value, the value
+    (`element_bytes`) and its code length (`CODE_LENGTH_BYTES`).
+    """
+    counts = _counts(values)
+    table = len(counts) * (element_bytes + CODE_LENGTH_BYTES)
+    return math.ceil(huffman_bits(values) / 8) + table
+
+
+def value_compression(path):
+    """Measures a `.tflite` file's constants stored entropy-coded.
+
+    Args:
+        path: Path to a `.tflite` file, or a `TFLiteExport`.
+
+    Returns:
+        A `ValueCompression`.
+
+    Example:
+
+    ```python
+    figures = value_compression("model_int8.tflite")
+    print(figures.huffman_file_bytes / figures.file_bytes)
+    ```
+    """
+    path = tflite_file_path(path)
+    with open(path, "rb") as f:
+        file_bytes = len(f.read())
+    weight = kernel = entropy = coded = 0
+    for tensor in tflite_weights(path):
+        stored = tensor.nbytes
+        weight += stored
+        if tensor.kernel_of is not None:
+            kernel += stored
+        values = tensor.values
+        if values is None:  # A type numpy cannot hold: bytes as symbols.
+            values = np.frombuffer(tensor.raw, dtype=np.uint8)
+        element = max(1, stored // max(1, values.size))
+        entropy += entropy_bits(values) / 8
+        coded += min(stored, tensor_huffman_bytes(values, element))
+    return ValueCompression(
+        file_bytes=file_bytes,
+        weight_bytes=weight,
+        kernel_bytes=kernel,
+        entropy_bytes=math.ceil(entropy),
+        huffman_bytes=coded,
+        huffman_file_bytes=file_bytes - weight + coded,
+    )
