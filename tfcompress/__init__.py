@@ -25,6 +25,9 @@ Subpackages:
   with `tfcompress.callbacks.QuantizationAwareTraining`) that exports to
   int8 TFLite, and the post-training pieces behind `to_tflite` (percentile
   / MSE calibration, `keep_float`, `layer_quantization_error`).
+- `tfcompress.clustering`: weight clustering (weight sharing) with trained
+  centroids (`cluster_weights`, `tfcompress.callbacks.WeightClustering`),
+  cluster- and sparsity-preserving QAT.
 - `tfcompress.callbacks`: callbacks for `model.fit`.
 - `tfcompress.models`, `tfcompress.datasets`: reference models and bundled
   data for examples, tests and benchmarks.
@@ -32,6 +35,7 @@ Subpackages:
 
 from tfcompress import analysis
 from tfcompress import callbacks
+from tfcompress import clustering
 from tfcompress import datasets
 from tfcompress import decomposition
 from tfcompress import distillation
@@ -56,6 +60,7 @@ __version__ = "0.1.0"
 __all__ = [
     "analysis",
     "callbacks",
+    "clustering",
     "datasets",
     "decomposition",
     "distillation",

@@ -212,5 +212,14 @@ def release_mask(variable):
 
 
 def is_masked(variable):
-    """Whether a pruning mask is `variable`'s constraint now."""
-    return isinstance(variable.constraint, _MaskConstraint)
+    """Whether a pruning mask is among `variable`'s constraints now.
+
+    Constraints that wrap another (a mask, weight clustering) keep it as
+    `inner`; the whole chain is searched.
+    """
+    constraint = variable.constraint
+    while constraint is not None:
+        if isinstance(constraint, _MaskConstraint):
+            return True
+        constraint = getattr(constraint, "inner", None)
+    return False
