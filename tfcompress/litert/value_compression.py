@@ -5,7 +5,8 @@ and weight sharing, a kernel's stored integers are few distinct values,
 zero most of all, and a Huffman code stores the frequent ones in a bit or
 two. `value_compression` measures that on a written file: each constant
 tensor's elements are coded with a Huffman code of their own counts (a
-real code, built with `heapq`), and the file's size is recomputed with its
+real code, built with `heapq`; a per-channel quantized kernel may take a
+code per channel), and the file's size is recomputed with its
 constants stored so coded. Nothing is written; LiteRT cannot run a
 Huffman-coded file, so this is the size to ship (download, storage), as
 the gzipped size is, not the size in memory.
@@ -105,9 +106,10 @@ class ValueCompression:
         entropy_bytes: The constants' entropy, in bytes (each tensor its
             own distribution): no symbol-by-symbol code stores less.
         huffman_bytes: The constants Huffman-coded, each tensor with its
-            own code, its code table included (each distinct value and
-            its code length); a tensor that would not shrink is counted
-            as stored.
+            own code (or, quantized per channel, one code per channel when
+            that is smaller), code tables included (each distinct value
+            and its code length); a tensor that would not shrink is
+            counted as stored (see `coded_tensor_bytes`).
         huffman_file_bytes: The file's size with its constants stored
             Huffman-coded: `file_bytes - weight_bytes + huffman_bytes`.
     """
@@ -144,6 +146,29 @@ def tensor_huffman_bytes(values, element_bytes):
     return math.ceil(huffman_bits(values) / 8) + table
 
 
+def coded_tensor_bytes(weight):
+    """Bytes a Huffman coder stores for one `TFLiteWeight`: the least of
+    the tensor as it is, one code for the tensor, and (for a tensor
+    quantized per channel) one code per channel.
+
+    Per channel matters for shared weights: a clustered kernel holds a few
+    float values, which per-channel int8 scales turn into a few integers
+    per channel but different ones in each channel.
+    """
+    values = weight.values
+    if values is None:  # A type numpy cannot hold: its bytes as symbols.
+        values = np.frombuffer(weight.raw, dtype=np.uint8)
+    element = max(1, weight.nbytes // max(1, values.size))
+    options = [weight.nbytes, tensor_huffman_bytes(values, element)]
+    quantization = weight.quantization
+    if quantization is not None and quantization.axis is not None:
+        channels = np.moveaxis(values, quantization.axis, 0)
+        options.append(
+            sum(tensor_huffman_bytes(channel, element) for channel in channels)
+        )
+    return min(options)
+
+
 def value_compression(path):
     """Measures a `.tflite` file's constants stored entropy-coded.
 
@@ -172,9 +197,8 @@ def value_compression(path):
         values = tensor.values
         if values is None:  # A type numpy cannot hold: bytes as symbols.
             values = np.frombuffer(tensor.raw, dtype=np.uint8)
-        element = max(1, stored // max(1, values.size))
         entropy += entropy_bits(values) / 8
-        coded += min(stored, tensor_huffman_bytes(values, element))
+        coded += coded_tensor_bytes(tensor)
     return ValueCompression(
         file_bytes=file_bytes,
         weight_bytes=weight,
