@@ -13,6 +13,8 @@ from tfcompress.litert import huffman_code_lengths
 from tfcompress.litert import kernels
 from tfcompress.litert import tflite_weights
 from tfcompress.litert import value_compression
+from tfcompress.litert.value_compression import coded_tensor_bytes
+from tfcompress.litert.value_compression import sparse_huffman_bytes
 from tfcompress.litert.value_compression import tensor_huffman_bytes
 
 
@@ -27,6 +29,20 @@ def test_huffman_code_of_a_hand_computed_case():
     assert entropy_bits(values) == pytest.approx(14.0)
     # 14 bits -> 2 bytes, plus a table of 4 values with their lengths.
     assert tensor_huffman_bytes(values, element_bytes=1) == 2 + 4 * 2
+
+
+def test_sparse_coding_of_a_hand_computed_case():
+    values = np.array([0, 0, 3, 0, 3, 0, 0, 0, 5], dtype=np.int8)
+    # Zero runs before each nonzero: 2, 1, 3 (codes of 1, 2, 2 bits);
+    # values 3, 3, 5 (1 bit each): 8 bits = 1 byte. Tables: 3 runs at
+    # 4 + 1 bytes, 2 values at 1 + 1 bytes.
+    assert sparse_huffman_bytes(values, 1) == 1 + 15 + 4
+    assert sparse_huffman_bytes(np.zeros(5, np.int8), 1) == 0
+    # By channel (rows): runs 1, 1, 1, 1 (one symbol: 1 bit each) and
+    # values 7, 7, -2, -2 (1 bit each) in one code: 1 byte, tables of 5
+    # and 2 x 2 bytes; a code per row would cost 1 + 5 + 2 x (1 + 2).
+    rows = np.array([[0, 7, 0, 7], [0, -2, 0, -2]], dtype=np.int8)
+    assert sparse_huffman_bytes(rows, 1, 0) == 1 + 5 + 4
 
 
 def test_huffman_lengths_satisfy_kraft_and_single_symbols_take_a_bit():
@@ -61,15 +77,7 @@ def test_export_reports_huffman_size_of_a_sparse_int8_file(tmp_path):
     assert figures == value_compression(export)
     assert figures.kernel_bytes == 64 * 32
     # Every constant's code recomputed here, table and all.
-    expected = 0
-    for w in tflite_weights(export):
-        options = [w.nbytes, tensor_huffman_bytes(w.values, w.values.itemsize)]
-        if w.quantization is not None and w.quantization.axis is not None:
-            options.append(sum(
-                tensor_huffman_bytes(row, 1)
-                for row in np.moveaxis(w.values, w.quantization.axis, 0)
-            ))
-        expected += min(options)
+    expected = sum(coded_tensor_bytes(w) for w in tflite_weights(export))
     assert figures.huffman_bytes == expected
     assert figures.entropy_bytes <= figures.huffman_bytes < figures.weight_bytes
     assert figures.huffman_file_bytes == (
@@ -78,6 +86,11 @@ def test_export_reports_huffman_size_of_a_sparse_int8_file(tmp_path):
     # The zeros code in about a bit each: the kernel shrinks to under half.
     kernel_code = tensor_huffman_bytes(stored.values, 1)
     assert kernel_code < 0.5 * stored.nbytes
+    assert coded_tensor_bytes(stored) == min(
+        kernel_code,
+        sum(tensor_huffman_bytes(row, 1) for row in stored.values),
+        sparse_huffman_bytes(stored.values, 1, 0),
+    )
     assert math.isclose(
         export.huffman_size_bytes, figures.huffman_file_bytes
     )

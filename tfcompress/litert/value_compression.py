@@ -6,7 +6,8 @@ zero most of all, and a Huffman code stores the frequent ones in a bit or
 two. `value_compression` measures that on a written file: each constant
 tensor's elements are coded with a Huffman code of their own counts (a
 real code, built with `heapq`; a per-channel quantized kernel may take a
-code per channel), and the file's size is recomputed with its
+code per channel, and a sparse one is stored as Deep Compression stores
+it: zero runs and nonzero values, each Huffman-coded), and the file's size is recomputed with its
 constants stored so coded. Nothing is written; LiteRT cannot run a
 Huffman-coded file, so this is the size to ship (download, storage), as
 the gzipped size is, not the size in memory.
@@ -106,9 +107,10 @@ class ValueCompression:
         entropy_bytes: The constants' entropy, in bytes (each tensor its
             own distribution): no symbol-by-symbol code stores less.
         huffman_bytes: The constants Huffman-coded, each tensor with its
-            own code (or, quantized per channel, one code per channel when
-            that is smaller), code tables included (each distinct value
-            and its code length); a tensor that would not shrink is
+            own code, one per channel, or sparse (zero runs and nonzero
+            values coded apart, as Deep Compression stores pruned layers),
+            whichever is smallest, code tables included (each distinct
+            value and its code length); a tensor that would not shrink is
             counted as stored (see `coded_tensor_bytes`).
         huffman_file_bytes: The file's size with its constants stored
             Huffman-coded: `file_bytes - weight_bytes + huffman_bytes`.
@@ -148,25 +150,85 @@ def tensor_huffman_bytes(values, element_bytes):
 
 def coded_tensor_bytes(weight):
     """Bytes a Huffman coder stores for one `TFLiteWeight`: the least of
-    the tensor as it is, one code for the tensor, and (for a tensor
-    quantized per channel) one code per channel.
 
-    Per channel matters for shared weights: a clustered kernel holds a few
-    float values, which per-channel int8 scales turn into a few integers
-    per channel but different ones in each channel.
+    - the tensor as it is;
+    - one Huffman code for the tensor;
+    - for a tensor quantized per channel, one code per channel (a
+      clustered kernel holds a few float values, which per-channel int8
+      scales turn into a few integers per channel, different in each);
+    - sparse, as Deep Compression stores a pruned layer: the run of zeros
+      before each nonzero entry (its relative index) and the nonzero values
+      (one code, or one per channel), each Huffman-coded (see
+      `sparse_huffman_bytes`).
     """
     values = weight.values
     if values is None:  # A type numpy cannot hold: its bytes as symbols.
         values = np.frombuffer(weight.raw, dtype=np.uint8)
     element = max(1, weight.nbytes // max(1, values.size))
-    options = [weight.nbytes, tensor_huffman_bytes(values, element)]
     quantization = weight.quantization
+    axis = None
     if quantization is not None and quantization.axis is not None:
-        channels = np.moveaxis(values, quantization.axis, 0)
-        options.append(
-            sum(tensor_huffman_bytes(channel, element) for channel in channels)
-        )
+        axis = quantization.axis
+    options = [weight.nbytes, tensor_huffman_bytes(values, element)]
+    if axis is not None:
+        options.append(_per_channel_bytes(np.moveaxis(values, axis, 0),
+                                          element))
+    options.append(sparse_huffman_bytes(values, element, axis))
     return min(options)
+
+
+def _per_channel_bytes(channels, element):
+    return sum(tensor_huffman_bytes(channel, element) for channel in channels)
+
+
+def sparse_huffman_bytes(values, element_bytes, channel_axis=None):
+    """Bytes of `values` stored sparse, each part Huffman-coded.
+
+    Deep Compression's format (Han et al. 2016): the entries are read in
+    order (channel by channel when `channel_axis` is given) and only the
+    nonzero ones are stored, each with the number of zeros before it; the
+    zero runs are Huffman-coded with one code (a table entry of 4 bytes
+    for the run and `CODE_LENGTH_BYTES` per distinct run), the nonzero
+    values with one code, or one code per channel when `channel_axis` is
+    given and that is smaller. The zeros after the last nonzero entry
+    follow from the tensor's shape.
+
+    Example:
+
+    >>> values = np.array([0, 0, 3, 0, 3, 0, 0, 0, 5], dtype=np.int8)
+    >>> # Runs (2, 1, 3): 5 bits; values (3, 3, 5): 3 bits; 1 byte in
+    >>> # all, with tables of 3 runs (5 bytes each), 2 values (2 each).
+    >>> sparse_huffman_bytes(values, 1)
+    20
+    """
+    values = np.asarray(values)
+    if channel_axis is not None:
+        values = np.moveaxis(values, channel_axis, 0)
+    flat = values.ravel()
+    positions = np.flatnonzero(flat)
+    if positions.size == 0:
+        return 0  # All zeros: the shape says it all.
+    runs = np.diff(positions, prepend=-1) - 1
+    run_bits = huffman_bits(runs)
+    run_table = len(_counts(runs)) * (4 + CODE_LENGTH_BYTES)
+    nonzero = flat[positions]
+    value_table = len(_counts(nonzero)) * (element_bytes + CODE_LENGTH_BYTES)
+    total = (
+        math.ceil((run_bits + huffman_bits(nonzero)) / 8)
+        + run_table
+        + value_table
+    )
+    if channel_axis is not None:
+        # One code per channel for the values: each channel's nonzeros.
+        per_channel = sum(
+            tensor_huffman_bytes(row[row != 0], element_bytes)
+            for row in values.reshape(values.shape[0], -1)
+            if np.any(row != 0)
+        )
+        total = min(
+            total, math.ceil(run_bits / 8) + run_table + per_channel
+        )
+    return total
 
 
 def value_compression(path):
