@@ -16,7 +16,9 @@ schedules and epochs in both frameworks:
 4. PCQAT: the 80%-pruned model clustered to 16 clusters keeping its zeros,
    fine-tuned, then QAT keeping both (tfmot's scheme with
    `preserve_sparsity=True`): Deep Compression's pipeline, with the
-   Huffman-coded size of its int8 weights.
+   Huffman-coded size of its int8 weights; again at 90% sparsity
+   (`--deep-sparsity`), closer to Deep Compression's fully connected
+   layers.
 
 Every file is run in LiteRT on the 10,000 test images: accuracy, top-1
 agreement with its Keras model, zeros and distinct values of its int8
@@ -120,11 +122,11 @@ def keras_predict(model):
     return lambda x: model.predict(x, batch_size=1000, verbose=0)
 
 
-def pruning_schedule(args, train_size):
+def pruning_schedule(args, train_size, sparsity=SPARSITY):
     steps_per_epoch = -(-train_size // args.batch_size)
     end_step = int(0.75 * steps_per_epoch * args.prune_epochs)
     frequency = min(100, max(1, end_step // 10))
-    return dict(initial_sparsity=0.0, final_sparsity=SPARSITY, begin_step=0,
+    return dict(initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0,
                 end_step=end_step, frequency=frequency)
 
 
@@ -153,13 +155,18 @@ def run_tfcompress(args, data, tmp, pretrained):
                          export(dense, "float32", "none"),
                          keras_predict(dense), data))
 
-    log(f"tfcompress: pruning to {SPARSITY:.0%}, {args.prune_epochs} epochs")
-    pruned = fresh(pretrained)
-    pruned.fit(x_train, y_train, epochs=args.prune_epochs, callbacks=[
-        MagnitudePruning(PolynomialDecay(**pruning_schedule(
-            args, len(x_train))), log_sparsity=None)], **fit)
-    pruned, sparsity = strip_pruning(pruned)
-    log(f"tfcompress: pruned, sparsity {sparsity.sparsity:.4f}")
+    def prune(sparsity):
+        log(f"tfcompress: pruning to {sparsity:.0%}, {args.prune_epochs} "
+            "epochs")
+        model = fresh(pretrained)
+        model.fit(x_train, y_train, epochs=args.prune_epochs, callbacks=[
+            MagnitudePruning(PolynomialDecay(**pruning_schedule(
+                args, len(x_train), sparsity)), log_sparsity=None)], **fit)
+        model, report = strip_pruning(model)
+        log(f"tfcompress: pruned, sparsity {report.sparsity:.4f}")
+        return model
+
+    pruned = prune(SPARSITY)
     rows.append(file_row("pruned 80%, float32", "tfcompress",
                          export(pruned, "pruned", "none"),
                          keras_predict(pruned), data))
@@ -195,17 +202,24 @@ def run_tfcompress(args, data, tmp, pretrained):
     rows.append(qat(models[32], "CQAT int8 (32 clusters)",
                     callbacks=[WeightClustering(32)]))
 
-    log(f"tfcompress: PCQAT clustering, {args.cluster_epochs} epochs")
-    model, _ = cluster_weights(fresh(pruned.get_weights()),
-                               number_of_clusters=16)
-    tfcompress.pruning.hold_zeros(model)
-    model.fit(x_train, y_train, epochs=args.cluster_epochs,
-              callbacks=[WeightClustering(16)], **fit)
-    rows.append(file_row("pruned 80% + clustered 16, float32", "tfcompress",
-                         export(model, "pc", "none"), keras_predict(model),
-                         data))
-    rows.append(qat(model, "PCQAT int8 (80% sparse, 16 clusters)",
-                    callbacks=[WeightClustering(16)]))
+    def pcqat(pruned, sparsity, clusters):
+        label = f"{sparsity:.0%} sparse, {clusters} clusters"
+        log(f"tfcompress: PCQAT clustering ({label}), {args.cluster_epochs} "
+            "epochs")
+        model, _ = cluster_weights(fresh(pruned.get_weights()),
+                                   number_of_clusters=clusters)
+        tfcompress.pruning.hold_zeros(model)
+        model.fit(x_train, y_train, epochs=args.cluster_epochs,
+                  callbacks=[WeightClustering(clusters)], **fit)
+        rows.append(file_row(f"pruned + clustered ({label}), float32",
+                             "tfcompress", export(model, f"pc{label}", "none"),
+                             keras_predict(model), data))
+        rows.append(qat(model, f"PCQAT int8 ({label})",
+                        callbacks=[WeightClustering(clusters)]))
+
+    pcqat(pruned, SPARSITY, 16)
+    if args.deep_sparsity:
+        pcqat(prune(args.deep_sparsity), args.deep_sparsity, 16)
     return rows
 
 
@@ -241,13 +255,17 @@ def run_tfmot(args, data, tmp, pretrained, tfmot, tf_keras):
             f.write(converter.convert())
         return path
 
-    log(f"tfmot: pruning to {SPARSITY:.0%}, {args.prune_epochs} epochs")
-    pruned = compiled(tfmot.sparsity.keras.prune_low_magnitude(
-        base(pretrained), pruning_schedule=tfmot.sparsity.keras.PolynomialDecay(
-            **pruning_schedule(args, len(x_train)))))
-    pruned.fit(x_train, y_train, epochs=args.prune_epochs,
-               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], **fit)
-    pruned = tfmot.sparsity.keras.strip_pruning(pruned)
+    def prune(sparsity):
+        log(f"tfmot: pruning to {sparsity:.0%}, {args.prune_epochs} epochs")
+        model = compiled(tfmot.sparsity.keras.prune_low_magnitude(
+            base(pretrained),
+            pruning_schedule=tfmot.sparsity.keras.PolynomialDecay(
+                **pruning_schedule(args, len(x_train), sparsity))))
+        model.fit(x_train, y_train, epochs=args.prune_epochs,
+                  callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], **fit)
+        return tfmot.sparsity.keras.strip_pruning(model)
+
+    pruned = prune(SPARSITY)
     rows.append(file_row("pruned 80%, float32", "tfmot",
                          export(pruned, "pruned", False),
                          keras_predict(pruned), data))
@@ -282,18 +300,25 @@ def run_tfmot(args, data, tmp, pretrained, tfmot, tf_keras):
     rows.append(qat(clustered[32], "CQAT int8 (32 clusters)",
                     combine.Default8BitClusterPreserveQuantizeScheme()))
 
-    log(f"tfmot: PCQAT clustering, {args.cluster_epochs} epochs")
-    model = compiled(clustering.cluster_weights(
-        pruned, number_of_clusters=16, cluster_centroids_init=kmeans,
-        preserve_sparsity=True))
-    model.fit(x_train, y_train, epochs=args.cluster_epochs, **fit)
-    model = clustering.strip_clustering(model)
-    rows.append(file_row("pruned 80% + clustered 16, float32", "tfmot",
-                         export(model, "pc", False), keras_predict(model),
-                         data))
-    rows.append(qat(model, "PCQAT int8 (80% sparse, 16 clusters)",
-                    combine.Default8BitClusterPreserveQuantizeScheme(
-                        preserve_sparsity=True)))
+    def pcqat(pruned, sparsity, clusters):
+        label = f"{sparsity:.0%} sparse, {clusters} clusters"
+        log(f"tfmot: PCQAT clustering ({label}), {args.cluster_epochs} "
+            "epochs")
+        model = compiled(clustering.cluster_weights(
+            pruned, number_of_clusters=clusters,
+            cluster_centroids_init=kmeans, preserve_sparsity=True))
+        model.fit(x_train, y_train, epochs=args.cluster_epochs, **fit)
+        model = clustering.strip_clustering(model)
+        rows.append(file_row(f"pruned + clustered ({label}), float32",
+                             "tfmot", export(model, f"pc{label}", False),
+                             keras_predict(model), data))
+        rows.append(qat(model, f"PCQAT int8 ({label})",
+                        combine.Default8BitClusterPreserveQuantizeScheme(
+                            preserve_sparsity=True)))
+
+    pcqat(pruned, SPARSITY, 16)
+    if args.deep_sparsity:
+        pcqat(prune(args.deep_sparsity), args.deep_sparsity, 16)
     return rows
 
 
@@ -353,8 +378,8 @@ def _reference(row, references):
     elif variant.startswith("CQAT"):
         name = "clustered 32, float32"
     elif variant.startswith("PCQAT"):
-        name = "float32"
-        framework = "tfcompress"  # The dense float model both start from.
+        # Against the dense float model both frameworks start from.
+        name, framework = "float32", "tfcompress"
     else:
         name = "float32"
         framework = "tfcompress"
@@ -370,6 +395,10 @@ def main(argv=None):
     parser.add_argument("--prune-epochs", type=int, default=2)
     parser.add_argument("--cluster-epochs", type=int, default=1)
     parser.add_argument("--qat-epochs", type=int, default=1)
+    parser.add_argument("--deep-sparsity", type=float, default=0.9,
+                        help="a second PCQAT run at this sparsity, as Deep "
+                        "Compression prunes fully connected layers (0: "
+                        "none)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--finetune-learning-rate", type=float, default=1e-4)
