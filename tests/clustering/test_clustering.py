@@ -102,7 +102,9 @@ def test_per_channel_clusters_each_output_channel(trained):
     assert report.row("depthwise").unique_values <= 8 * 4
 
 
-def test_callback_trains_centroids_and_keeps_assignments(trained, digits):
+def test_callback_trains_centroids_and_keeps_number_of_clusters(
+    trained, digits
+):
     x, y, _, _ = digits
     model, _ = cluster_weights(trained, number_of_clusters=8)
     before = _values(model, "logits")
@@ -112,14 +114,34 @@ def test_callback_trains_centroids_and_keeps_assignments(trained, digits):
               callbacks=[callback])
     after = _values(model, "logits")
     assert len(np.unique(after)) == 8
-    # The same partition of the entries, at trained values.
+    # The centroids trained; entries keep their cluster (ranked by value)
+    # but for a few near a boundary.
+    assert not np.allclose(np.unique(before), np.unique(after))
     _, old_ids = np.unique(before, return_inverse=True)
     _, new_ids = np.unique(after, return_inverse=True)
-    np.testing.assert_array_equal(old_ids, new_ids)
-    assert not np.allclose(np.unique(before), np.unique(after))
+    assert np.mean(old_ids == new_ids) > 0.9
     assert not is_clustered(model.layers[-1].kernel)  # Released.
     plain, report = strip(model)
     assert [row.unique_values for row in report.rows] == [8, 8, 8]
+
+
+def test_entries_move_to_the_nearest_trained_centroid():
+    layer = keras.layers.Dense(1, use_bias=False)
+    layer.build((None, 4))
+    layer.kernel.assign([[0.0], [0.1], [0.9], [1.0]])
+    clusters = KernelClusters(layer.kernel, 2, "linear",
+                              preserve_sparsity=False)
+    assert clusters.initialize() == 2  # Centroids 0 and 1.
+    clusters.attach()
+    # An SGD step moves the second entry (shared value 0) by +0.45; its
+    # own float weight goes 0.1 -> 0.55, nearer 1 than 0: it joins the
+    # upper cluster, whose centroid becomes (0.55 + 0.9 + 1.0) / 3.
+    gradient = np.array([[0.0], [-1.0], [0.0], [0.0]], dtype="float32")
+    keras.optimizers.SGD(0.45).apply([gradient], [layer.kernel])
+    values = keras.ops.convert_to_numpy(layer.kernel).ravel()
+    np.testing.assert_allclose(values, [0.0, 0.8166667, 0.8166667, 0.8166667],
+                               rtol=1e-6)
+    clusters.release()
 
 
 def test_kernel_clusters_keeps_zeros_as_their_own_cluster():

@@ -3,13 +3,11 @@
 `KernelClusters` is to clustering what `tfcompress.pruning.KernelMask` is
 to pruning: state beside the kernel (which cluster each entry belongs to),
 applied by a constraint that Keras optimizers run after every update, so
-nothing wraps the layer. The kernel itself holds the shared values; after
-each optimizer update the constraint sets every entry to the mean of its
-cluster. Each centroid so moves by the mean of its entries' updates: the
-straight-through gradient of the shared value (Deep Compression, Han et
-al. 2016, sums the entries' gradients; the mean is the same direction at
-a learning rate that does not grow with the cluster). Assignments are fixed
-once made, as in Deep Compression.
+nothing wraps the layer. The kernel itself holds the shared values; a float
+copy of the weights beside it takes each update (straight through the
+sharing, as tfmot trains its "original weights"), and after each update
+its entries are assigned to their nearest centroid and the centroids set
+to their clusters' means.
 """
 
 import keras
@@ -19,8 +17,12 @@ from tfcompress.clustering.centroids import initial_centroids
 from tfcompress.clustering.centroids import nearest_centroid
 
 
+# Where an unused centroid slot sits, far from any weight.
+_UNUSED = 1e30
+
+
 class _ClusterConstraint(keras.constraints.Constraint):
-    """Sets each entry to its cluster's mean, after the inner constraint.
+    """Re-clusters the kernel after each update, after the inner constraint.
 
     Never serialized: the layer's config keeps its own `kernel_constraint`.
     """
@@ -32,26 +34,28 @@ class _ClusterConstraint(keras.constraints.Constraint):
     def __call__(self, w):
         if self.inner is not None:
             w = self.inner(w)
-        c = self.clusters
-        flat = keras.ops.reshape(w, (-1,))
-        segments = keras.ops.reshape(c.segments, (-1,))
-        sums = keras.ops.segment_sum(
-            flat, segments, num_segments=c.num_segments
-        )
-        # `scale` is 1 / the cluster's size, and 0 for the clusters of
-        # zeros (sparsity preserved: they stay 0) and empty ones.
-        means = sums * keras.ops.cast(c.scale, w.dtype)
-        return keras.ops.reshape(keras.ops.take(means, segments), w.shape)
+        return self.clusters.step(w)
 
 
 class KernelClusters:
     """Shared values (clusters) for one kernel variable.
 
-    `initialize()` clusters the kernel's current values (or, for a kernel
-    that already has at most `number_of_clusters` distinct values per
-    group, takes them as they are) and writes the centroids into it;
-    `attach()` installs the constraint that keeps it clustered through
-    training, `release()` removes it (the shared values stay).
+    `initialize()` clusters the kernel's current values and writes the
+    centroids into it; `attach()` installs the constraint that keeps it
+    clustered through training, `release()` removes it (the shared values
+    stay).
+
+    Training, as tfmot's clustering trains (nothing wrapped here): the
+    forward pass computes with the shared values (the kernel holds them),
+    so each entry's gradient is the straight-through gradient of its
+    shared value. After each optimizer update the constraint adds each
+    entry's update to a float copy of the weights (tfmot's "original
+    weights", trained straight through, here with the kernel's own
+    optimizer state), assigns each of them to its nearest centroid (entries
+    move between clusters as they drift), and sets every centroid to the
+    mean of its weights (a k-means step): the kernel then holds the new
+    centroids. Zeros kept (`preserve_sparsity`) stay in a cluster of their
+    own at 0.
 
     Args:
         kernel: The `keras.Variable` to cluster.
@@ -73,6 +77,8 @@ class KernelClusters:
     >>> clusters.initialize()  # Distinct values now in the kernel.
     3
     >>> clusters.attach()
+    >>> sgd = keras.optimizers.SGD(0.1)
+    >>> sgd.apply([keras.ops.ones((8, 4))], [layer.kernel])
     >>> len(np.unique(keras.ops.convert_to_numpy(layer.kernel))) <= 3
     True
     >>> clusters.release()
@@ -99,66 +105,127 @@ class KernelClusters:
         self.preserve_sparsity = preserve_sparsity
         self.channel_axes = channel_axes
         self.segments = None
-        self.scale = None
-        self.num_segments = 0
+        self.centroid_values = None
+        self.weights = None
+        self.fixed_zero = None
+        self.num_groups = 0
+
+    @property
+    def num_segments(self):
+        """Clusters in all: `number_of_clusters + 1` per group (the last
+        one holds the zeros kept at 0)."""
+        return self.num_groups * (self.number_of_clusters + 1)
 
     def _groups(self, values):
-        """The kernel as `(groups, entries)`: one row per channel or one."""
+        """The kernel as `(groups, entries)` and the number of channels
+        (`None` for one group)."""
         if not self.per_channel:
             return values.reshape(1, -1), None
         channels = int(np.prod(values.shape[-self.channel_axes:]))
-        moved = values.reshape(-1, channels).T
-        return moved, channels
+        return values.reshape(-1, channels).T, channels
+
+    def _ungroup(self, grouped, channels, shape):
+        if channels is not None:
+            grouped = grouped.T
+        return grouped.reshape(shape)
 
     def initialize(self, seed=0):
         """Clusters the kernel's values and writes the centroids into it.
+
+        A kernel that already holds at most `number_of_clusters` distinct
+        values per group keeps them as its centroids.
 
         Returns:
             The number of distinct values now in the kernel.
         """
         values = keras.ops.convert_to_numpy(self.kernel).astype(np.float64)
+        shape = values.shape
         groups, channels = self._groups(values)
-        slots = self.number_of_clusters + 1  # The last: the zeros.
+        slots = self.number_of_clusters + 1
         segments = np.empty(groups.shape, dtype=np.int32)
-        means = np.zeros((groups.shape[0], slots))
+        group_ids = np.empty(groups.shape, dtype=np.int32)
+        fixed_zero = np.zeros(groups.shape, dtype=bool)
+        centroids = np.zeros((groups.shape[0], slots))
         for g, row in enumerate(groups):
-            zeros = (row == 0) if self.preserve_sparsity else np.zeros(
-                row.shape, bool
-            )
-            count = self.number_of_clusters - int(zeros.any())
-            centroids = initial_centroids(
-                row[~zeros], count, self.centroid_initialization, seed
+            if self.preserve_sparsity:
+                fixed_zero[g] = row == 0
+            kept = ~fixed_zero[g]
+            count = self.number_of_clusters - int(fixed_zero[g].any())
+            found = initial_centroids(
+                row[kept], count, self.centroid_initialization, seed
             )
             index = np.full(row.shape, self.number_of_clusters)
-            if (~zeros).any():
-                index[~zeros] = nearest_centroid(row[~zeros], centroids)
+            if kept.any():
+                index[kept] = nearest_centroid(row[kept], found)
+            # Unused slots (fewer distinct values, or a slot given to the
+            # zeros) sit far away: never the nearest, never in the kernel.
+            centroids[g, : self.number_of_clusters] = _UNUSED
+            centroids[g, : len(found)] = found
             segments[g] = g * slots + index
-            means[g, : len(centroids)] = centroids
-        flat_means = means.ravel()
-        counts = np.bincount(segments.ravel(), minlength=flat_means.size)
-        scale = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
-        scale = scale.reshape(-1, slots)
-        scale[:, self.number_of_clusters] = 0.0  # Zeros stay zero.
-        clustered = flat_means[segments]
-        if channels is not None:
-            segments = segments.T
-            clustered = clustered.T
-        self.num_segments = int(flat_means.size)
-        shape = values.shape
-        if self.segments is None:
-            self.segments = keras.Variable(
-                segments.reshape(shape), trainable=False, dtype="int32",
-                name="cluster_segments",
-            )
-            self.scale = keras.Variable(
-                scale.ravel().astype("float32"), trainable=False,
-                name="cluster_scale",
-            )
-        else:
-            self.segments.assign(segments.reshape(shape))
-            self.scale.assign(scale.ravel().astype("float32"))
-        self.kernel.assign(clustered.reshape(shape).astype("float32"))
+            group_ids[g] = g
+        flat_centroids = centroids.ravel()
+        clustered = flat_centroids[segments]
+        self.num_groups = groups.shape[0]
+        # A constant of the traced step: it only depends on the shape.
+        self._group_ids = self._ungroup(group_ids, channels, shape).ravel()
+        new = {
+            "fixed_zero": self._ungroup(fixed_zero, channels, shape).ravel()
+            .astype("float32"),
+            "segments": self._ungroup(segments, channels, shape).ravel(),
+            "centroid_values": flat_centroids.astype("float32"),
+            "weights": values.ravel().astype("float32"),
+        }
+        for name, array in new.items():
+            variable = getattr(self, name)
+            if variable is None or tuple(variable.shape) != array.shape:
+                setattr(self, name, keras.Variable(
+                    array, trainable=False, dtype=array.dtype,
+                    name=f"cluster_{name}",
+                ))
+            else:
+                variable.assign(array)
+        self.kernel.assign(self._ungroup(clustered, channels, shape).astype(
+            "float32"))
         return len(np.unique(clustered))
+
+    def step(self, w):
+        """The constraint's work on the updated kernel `w` (see the class
+        docstring); returns the re-clustered kernel."""
+        k = self.number_of_clusters
+        slots = k + 1
+        flat = keras.ops.reshape(w, (-1,))
+        previous = keras.ops.take(self.centroid_values, self.segments)
+        weights = self.weights + (flat - previous)
+        table = keras.ops.reshape(self.centroid_values, (-1, slots))[:, :k]
+        if self.num_groups == 1:
+            candidates = table  # (1, k): broadcast over the entries.
+        else:
+            candidates = keras.ops.take(table, self._group_ids, axis=0)
+        nearest = keras.ops.argmin(
+            keras.ops.abs(weights[:, None] - candidates), axis=1
+        )
+        base = keras.ops.convert_to_tensor(self._group_ids * slots)
+        segments = keras.ops.where(
+            self.fixed_zero > 0.5, base + k, base + keras.ops.cast(nearest, "int32")
+        )
+        sums = keras.ops.segment_sum(
+            weights, segments, num_segments=self.num_segments
+        )
+        counts = keras.ops.segment_sum(
+            keras.ops.ones_like(weights), segments,
+            num_segments=self.num_segments,
+        )
+        centroids = keras.ops.where(
+            counts > 0, sums / keras.ops.maximum(counts, 1.0),
+            self.centroid_values,
+        )
+        # The zeros' clusters stay at 0.
+        is_zero_slot = (keras.ops.arange(self.num_segments) % slots) == k
+        centroids = keras.ops.where(is_zero_slot, 0.0, centroids)
+        self.weights.assign(weights)
+        self.segments.assign(segments)
+        self.centroid_values.assign(centroids)
+        return keras.ops.reshape(keras.ops.take(centroids, segments), w.shape)
 
     @property
     def attached(self):
@@ -186,7 +253,7 @@ class KernelClusters:
         release_clusters(self.kernel)
 
     def centroids(self):
-        """The shared values now, `(groups, clusters)` (NaN: empty)."""
+        """The shared values now, `(groups, clusters)` (NaN: unused)."""
         values = keras.ops.convert_to_numpy(self.kernel).ravel()
         segments = keras.ops.convert_to_numpy(self.segments).ravel()
         sums = np.bincount(segments, values, minlength=self.num_segments)
