@@ -36,6 +36,12 @@ def _pruned(digits, **pruning):
     return model
 
 
+@pytest.fixture(scope="module")
+def pruned(digits):
+    """80% magnitude-pruned (one epoch); tests quantize copies of it."""
+    return _pruned(digits)
+
+
 def _qat(model, digits, preserve_sparsity=True):
     x, y, _, _ = digits
     qat_model, report = quantize_model(
@@ -66,9 +72,8 @@ def _file_kernels(path):
 
 
 def test_pqat_keeps_the_zeros_in_training_and_in_the_int8_file(
-    digits, tmp_path
+    pruned, digits, tmp_path
 ):
-    pruned = _pruned(digits)
     conv, logits = _kernel(pruned, "conv"), _kernel(pruned, "logits")
     qat_model, report = _qat(pruned, digits)
     assert dict(report.sparse_kernels) == pytest.approx(
@@ -96,8 +101,8 @@ def test_pqat_keeps_the_zeros_in_training_and_in_the_int8_file(
     assert np.mean(stored["FULLY_CONNECTED"] == 0) == pytest.approx(0.8)
 
 
-def test_without_preserve_sparsity_qat_fills_the_zeros(digits):
-    qat_model, report = _qat(_pruned(digits), digits, preserve_sparsity=False)
+def test_without_preserve_sparsity_qat_fills_the_zeros(pruned, digits):
+    qat_model, report = _qat(pruned, digits, preserve_sparsity=False)
     assert report.sparse_kernels == ()
     # (Inputs that are always 0 after the ReLU give some entries no
     # gradient: those stay 0.)
@@ -118,10 +123,10 @@ def test_n_by_m_pattern_survives_qat_into_the_file(digits, tmp_path):
 
 
 def test_a_reloaded_qat_model_gets_its_masks_from_the_callback(
-    digits, tmp_path
+    pruned, digits, tmp_path
 ):
     x, y, _, _ = digits
-    qat_model, _ = quantize_model(_pruned(digits), data=x[:64])
+    qat_model, _ = quantize_model(pruned, data=x[:64])
     path = tmp_path / "qat.keras"
     qat_model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
