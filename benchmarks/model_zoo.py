@@ -53,7 +53,10 @@ NUM_CLASSES = 10
 
 
 def image_data(input_shape, train, test, data_dir):
-    """Fashion-MNIST resized to `input_shape` (gray copied to 3 channels)."""
+    """Fashion-MNIST resized to `input_shape` (gray copied to 3 channels),
+    in [0, 255]: what the applications that carry their own preprocessing
+    (MobileNetV3, EfficientNet, ConvNeXt) expect; the others start with a
+    convolution and batch norm, which take any scale."""
     (x_train, y_train), (x_test, y_test) = (
         tfcompress.datasets.load_fashion_mnist(data_dir)
     )
@@ -61,7 +64,8 @@ def image_data(input_shape, train, test, data_dir):
     def resize(x):
         x = keras.ops.image.resize(x, input_shape[:2])
         x = keras.ops.convert_to_numpy(x)
-        return np.repeat(x, input_shape[2], axis=-1).astype("float32")
+        x = np.repeat(x, input_shape[2], axis=-1) * 255.0
+        return x.astype("float32")
 
     return (
         (resize(x_train[:train]), y_train[:train]),
@@ -104,10 +108,12 @@ def task_data(name, train, test, data_dir, seed=0):
 
 
 def compile_model(model, learning_rate=1e-3):
+    # No XLA: compiling each full network costs more than its short runs.
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=LOSS,
         metrics=["accuracy"],
+        jit_compile=False,
     )
     return model
 
@@ -392,12 +398,17 @@ def main():
     parser.add_argument("--data-dir", default=str(DATA_DIR))
     parser.add_argument("--train", type=int, default=2000)
     parser.add_argument("--test", type=int, default=512)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--qat-examples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="model_zoo")
     parser.add_argument(
         "--quick", action="store_true", help="few examples, for a smoke run"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the models results/<name>.json holds; run the others",
     )
     args = parser.parse_args()
     if args.quick:
@@ -407,8 +418,17 @@ def main():
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {ZOO_MODELS}")
     results = []
+    json_path = RESULTS / f"{args.name}.json"
+    if args.resume and json_path.exists():
+        results = [
+            r for r in json.loads(json_path.read_text()) if r["model"] in args.models
+        ]
+    done = {r["model"] for r in results}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
+            if name in done:
+                log(f"{name}: kept from {json_path.name}")
+                continue
             results.append(run_model(name, args, tmp))
             RESULTS.mkdir(exist_ok=True)
             (RESULTS / f"{args.name}.json").write_text(

@@ -1,7 +1,12 @@
+import json
+import os
+
 import numpy as np
 
+from tfcompress.demo import DemoRow
 from tfcompress.demo import format_table
 from tfcompress.demo import run_demo
+from tfcompress.demo.results import save_results
 
 
 def test_demo_trains_exports_and_reports(tmp_path):
@@ -86,3 +91,28 @@ def test_demo_trains_exports_and_reports(tmp_path):
     table = lines[-2]
     assert table == format_table(rows)
     assert "int8 (PTQ)" in table and "median latency" in table
+    # The same table beside the files, for scripts and for people.
+    assert (tmp_path / "results.md").read_text().count("\n| ") == len(rows)
+    assert (tmp_path / "results.png").is_file()
+
+
+def test_results_are_saved_as_markdown_json_and_png(tmp_path):
+    rows = [
+        DemoRow("float32", 100, 1_000, 4_000, 3_000, 0.9, 0.9, 1.0, 0.02),
+        DemoRow("int8 (PTQ)", 100, 1_000, 1_500, 900, 0.9, 0.89, 0.98, 0.01),
+    ]
+    written = save_results(rows, tmp_path, "notes line")
+    names = sorted(os.path.basename(p) for p in written)
+    assert names == ["results.json", "results.md", "results.png"]
+    markdown = (tmp_path / "results.md").read_text().splitlines()
+    assert markdown[0].startswith("| model | params | MACs |")
+    assert markdown[2] == (
+        "| float32 | 100 | 1,000 | 4,000 | 3,000 | 90.00% | 90.00% | "
+        "100.00% | 0.020 ms |"
+    )
+    assert markdown[-1] == "notes line"
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["rows"][1]["name"] == "int8 (PTQ)"
+    assert data["rows"][1]["tflite_bytes"] == 1_500
+    png = (tmp_path / "results.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5_000

@@ -28,10 +28,19 @@ Subpackages:
 - `tfcompress.clustering`: weight clustering (weight sharing) with trained
   centroids (`cluster_weights`, `tfcompress.callbacks.WeightClustering`),
   cluster- and sparsity-preserving QAT.
+- `tfcompress.search`: compression under a budget: each layer's channel
+  sparsity searched (AMC-style, on Optuna) so that the model fits a MACs
+  or parameter budget with the best accuracy (the `search` extra).
 - `tfcompress.callbacks`: callbacks for `model.fit`.
 - `tfcompress.models`, `tfcompress.datasets`: reference models and bundled
   data for examples, tests and benchmarks.
 """
+
+# First: the `tfcompress` command imports TensorFlow with its C++ start-up
+# lines hidden; any other program imports it as usual (see native_stderr).
+from tfcompress import native_stderr
+
+native_stderr.import_tensorflow()
 
 from tfcompress import analysis
 from tfcompress import callbacks

@@ -65,3 +65,24 @@ def channels_last(layer_name, input_shape, min_rank=4):
             f"NHWC). Received: input_shape={tuple(input_shape)}"
         )
     return int(input_shape[-1])
+
+
+def verbosity(value, name="verbose"):
+    """Returns Keras's `verbose` argument as an int: 0, 1 or 2.
+
+    The long-running tools take `verbose` as `model.fit` and
+    `model.predict` do: `0` is silent, `1` and `2` print progress (one
+    line per layer; tfcompress draws no progress bars, so the two print
+    the same), `"auto"` is `1`. `True` and `False`, what these tools took
+    before, are `1` and `0`.
+    """
+    if value == "auto":
+        return 1
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Integral) and value in (0, 1, 2):
+        return int(value)
+    raise ValueError(
+        f'`{name}` must be "auto", 0, 1 or 2 (as in Keras\'s fit), or '
+        f"True / False. Received: {name}={value!r}"
+    )

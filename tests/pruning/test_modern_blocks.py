@@ -201,7 +201,13 @@ def test_zoo_models_halve_their_channels(name, tmp_path):
     # Only the classifier (the model output) and EfficientNet's input
     # Normalization (on the model input) are left alone.
     left = {r.name for r in report.rows if r.status == "left alone"}
-    assert left <= {"head", "normalization"}
+    # (The Normalization's name depends on how many the process has built.)
+    normalizations = {
+        layer.name
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Normalization)
+    }
+    assert left <= {"head"} | normalizations
     assert report.macs_ratio <= 0.6
     assert tuple(pruned.outputs[0].shape) == tuple(model.outputs[0].shape)
     x = np.random.default_rng(0).random((4, 32, 32, 3), "float32")

@@ -62,7 +62,9 @@ def test_accuracy_and_macs_per_layer_and_sparsity(trained, digits, capsys):
     assert report.row("c1").channels_after == (16, 8, 4)
 
     # A value of the table is what pruning that layer alone gives.
-    pruned, pruning_report = prune_channels(trained, sparsity={"c2": 0.5})
+    pruned, pruning_report = prune_channels(
+        trained, sparsity={"c2": 0.5}, verbose=0
+    )
     assert report.row("c2").accuracies[1] == pytest.approx(
         accuracy(pruned, x_test, y_test)
     )

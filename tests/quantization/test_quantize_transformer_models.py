@@ -1,4 +1,8 @@
-"""Quantization-aware training of whole transformer and text models.
+"""Quantization-aware training of a whole text model (Embedding -> Dense on
+tokens).
+
+The ViT and ConvNeXt go through the same checks in the model-zoo tier
+(`tests/zoo`).
 
 Each model: trained float briefly, `quantize_model`, a short `fit`,
 `to_tflite(..., quantization="int8")`. The file must hold every weight of
@@ -20,23 +24,9 @@ from tfcompress.export import inspect_tflite
 from tfcompress.export import to_tflite
 from tfcompress.export import verify
 from tfcompress.quantization import quantize_model
-from tfcompress.models import small_vit
 
 # Ops whose constant weights TFLite stores as int8 in an int8 file.
 KERNEL_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "GATHER")
-
-
-def convnext_first_stages(num_classes):
-    """ConvNeXtTiny (weights=None, 32x32x3) up to the end of its stage 1
-    (stem, 3 + 3 blocks, a downsampling), with ConvNeXt's head."""
-    full = keras.applications.ConvNeXtTiny(
-        weights=None, input_shape=(32, 32, 3), classes=num_classes
-    )
-    features = full.get_layer("convnext_tiny_downsampling_block_1").input
-    x = keras.layers.GlobalAveragePooling2D(name="head_gap")(features)
-    x = keras.layers.LayerNormalization(epsilon=1e-6, name="head_ln")(x)
-    outputs = keras.layers.Dense(num_classes, name="head_dense")(x)
-    return keras.Model(full.input, outputs, name="convnext_first_stages")
 
 
 def _kernel_weights(path):
@@ -99,59 +89,6 @@ def _check(figures):
     assert figures["examples"] >= 500
     assert figures["agreement"] >= 0.99
     assert figures["float_layers"] == ()
-
-
-def test_vit_exports_int8_and_matches(digits, tmp_path):
-    x_train, y_train, x_test, _ = digits
-    model = small_vit((8, 8, 1), 10)
-    model.compile(keras.optimizers.Adam(1e-3), LOSS, jit_compile=False)
-    model.fit(x_train, y_train, epochs=3, batch_size=32, verbose=0)
-    x_check = np.concatenate([x_test, x_train])[:600]
-    figures = _quantization_aware_export(
-        model, x_train, y_train, x_check, tmp_path
-    )
-    _check(figures)
-    assert figures["float_ops"] == []
-    names = [op.name for op in inspect_tflite(tmp_path / "qat.tflite").ops]
-    # Per block: 4 projections + 2 MLP; and the head.
-    assert names.count("FULLY_CONNECTED") == 2 * 6 + 1
-    assert names.count("BATCH_MATMUL") == 2 * 2
-    assert names.count("SOFTMAX") == 2 and names.count("GELU") == 2
-    assert names.count("RSQRT") == 5  # 5 layer normalizations, int8.
-
-
-def _images_32x32(x):
-    """Digits upsampled to 32x32, three channels, in [0, 255] (what
-    ConvNeXt's own preprocessing expects)."""
-    x = np.repeat(np.repeat(x, 4, axis=1), 4, axis=2)
-    return np.repeat(x, 3, axis=-1) * 255.0
-
-
-def test_convnext_exports_int8_and_matches(digits, tmp_path):
-    x_train, y_train, x_test, _ = digits
-    x_train, x_test = _images_32x32(x_train), _images_32x32(x_test)
-    model = convnext_first_stages(10)
-    # As after training: biases and layer scales away from their initial
-    # zeros and 1e-6 (an all-zero bias the converter would drop).
-    rng = np.random.default_rng(0)
-    for weight in model.weights:
-        if len(weight.shape) == 1:
-            weight.assign(weight.numpy() + rng.normal(0, 0.1, weight.shape))
-    x_check = np.concatenate([x_test, x_train])[:512]
-    figures = _quantization_aware_export(
-        model, x_train[:512], y_train[:512], x_check, tmp_path
-    )
-    _check(figures)
-    # Only ConvNeXt's input normalization, a preprocessing layer without a
-    # quantize rule, stays float (on the float input, before the stem).
-    assert figures["float_ops"] == ["SUB", "MUL"]
-    names = [op.name for op in inspect_tflite(tmp_path / "qat.tflite").ops]
-    # LayerScale folds into the Dense before it: the MULs left are the
-    # layer normalizations' (3 each) and the input normalization's.
-    layer_norms = names.count("RSQRT")
-    assert layer_norms == 1 + 6 + 1 + 1  # Stem, blocks, downsampling, head.
-    assert names.count("MUL") == 3 * layer_norms + 1
-    assert names.count("GELU") == 6
 
 
 def test_text_model_exports_int8_and_matches(tmp_path):

@@ -79,8 +79,10 @@ class ConvSVDMethod:
         """MACs of one call of the replacement (batch of one)."""
         positions = math.prod(output_shape[1:-1])
         in_channels = input_shape[-1]
-        return positions * rank * (
-            math.prod(layer.kernel_size) * in_channels + layer.filters
+        return (
+            positions
+            * rank
+            * (math.prod(layer.kernel_size) * in_channels + layer.filters)
         )
 
     def decompose(self, layer, rank, options):
@@ -94,17 +96,7 @@ class ConvSVDMethod:
         new_layer = layer_class.from_factors(
             u.reshape(*kernel.shape[:-1], u.shape[-1]),
             v,
-            bias=(
-                keras.ops.convert_to_numpy(layer.bias)
-                if layer.use_bias
-                else None
-            ),
-            strides=tuple(layer.strides),
-            padding=layer.padding,
-            dilation_rate=tuple(layer.dilation_rate),
-            activation=layer.activation,
-            name=layer.name,
-            dtype=layer.dtype_policy,
+            **_convolution_arguments(layer),
         )
         return new_layer, relative_error(u @ v, matrix)
 
@@ -144,19 +136,23 @@ class SeparableSVDMethod(ConvSVDMethod):
             keras.ops.convert_to_numpy(layer.depthwise_kernel),
             u,
             v,
-            bias=(
-                keras.ops.convert_to_numpy(layer.bias)
-                if layer.use_bias
-                else None
-            ),
-            strides=tuple(layer.strides),
-            padding=layer.padding,
-            dilation_rate=tuple(layer.dilation_rate),
-            activation=layer.activation,
-            name=layer.name,
-            dtype=layer.dtype_policy,
+            **_convolution_arguments(layer),
         )
         return new_layer, relative_error(u @ v, matrix)
+
+
+def _convolution_arguments(layer):
+    """What the factorized layer keeps of `layer`: bias, strides, padding,
+    dilation, activation, name and dtype policy."""
+    return dict(
+        bias=(keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None),
+        strides=tuple(layer.strides),
+        padding=layer.padding,
+        dilation_rate=tuple(layer.dilation_rate),
+        activation=layer.activation,
+        name=layer.name,
+        dtype=layer.dtype_policy,
+    )
 
 
 def _pointwise(layer):

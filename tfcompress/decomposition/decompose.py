@@ -27,7 +27,7 @@ def decompose(
     n_iter_max=100,
     init="svd",
     random_state=0,
-    verbose=True,
+    verbose="auto",
 ):
     """Returns a copy of `model` whose big layers are low-rank factorized.
 
@@ -100,8 +100,10 @@ def decompose(
         init: Initialization of CP and Tucker-2, `"svd"` or `"random"`.
             Defaults to `"svd"`.
         random_state: Seed of CP and Tucker-2. Defaults to `0`.
-        verbose: Whether to print one line per decomposed layer as it is
-            done (CP of a large kernel takes a while). Defaults to `True`.
+        verbose: `0` is silent; `1`, `2` and `"auto"` print one line per
+            decomposed layer as it is done (CP of a large kernel takes a
+            while), Keras's `verbose` convention (`True` / `False` mean
+            `1` / `0`). Defaults to `"auto"`.
 
     Returns:
         `(new_model, report)`: a `keras.Model` of the same kind, compiled
@@ -127,7 +129,7 @@ def decompose(
     ...     keras.layers.Dense(10, name="logits"),
     ... ])
     >>> new_model, report = decompose(model, method="svd", rank=8,
-    ...                               verbose=False)
+    ...                               verbose=0)
     >>> type(new_model.get_layer("hidden")).__name__
     'LowRankDense'
     >>> [(row.name, row.rank) for row in report.rows]
@@ -138,6 +140,7 @@ def decompose(
     True
     """
     _check_model(model)
+    verbose = argument_validation.verbosity(verbose)
     if (rank is None) == (target_macs_ratio is None):
         raise ValueError(
             "Pass exactly one of `rank` and `target_macs_ratio`. Received: "

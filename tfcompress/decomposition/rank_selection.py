@@ -5,6 +5,7 @@ import math
 import time
 
 from tfcompress.analysis import profile
+from tfcompress.argument_validation import verbosity
 from tfcompress.decomposition import fidelity
 from tfcompress.decomposition.decompose import iteration_options
 from tfcompress.decomposition.decompose import probe_inputs
@@ -27,7 +28,7 @@ def rank_selection(
     n_iter_max=100,
     init="svd",
     random_state=0,
-    verbose=True,
+    verbose="auto",
 ):
     """Decomposes each chosen layer at several ranks and measures each.
 
@@ -60,7 +61,9 @@ def rank_selection(
         init: `"svd"` or `"random"`, for CP and Tucker-2. Defaults to
             `"svd"`.
         random_state: Seed of CP and Tucker-2. Defaults to `0`.
-        verbose: Whether to print one line per layer. Defaults to `True`.
+        verbose: `0` is silent; `1`, `2` and `"auto"` print one line per
+            layer as it is done, Keras's `verbose` convention (`True` /
+            `False` mean `1` / `0`). Defaults to `"auto"`.
 
     Returns:
         A `RankSelectionReport`.
@@ -71,7 +74,7 @@ def rank_selection(
     ...     keras.Input((32,)),
     ...     keras.layers.Dense(16, name="hidden"),
     ... ])
-    >>> report = rank_selection(model, ranks=[2, 16], verbose=False)
+    >>> report = rank_selection(model, ranks=[2, 16], verbose=0)
     >>> report.layers
     ['hidden']
     >>> [(row.rank, row.macs) for row in report.rows]
@@ -79,6 +82,7 @@ def rank_selection(
     >>> report.rows[-1].kernel_error < 1e-6  # full rank: exact
     True
     """
+    verbose = verbosity(verbose)
     candidates, _ = choose_layers(
         model, method, ranks if isinstance(ranks, dict) else None, filters
     )

@@ -12,11 +12,13 @@ Keras model in the LiteRT interpreter and prints one table of size,
 accuracy and latency.
 
 `run` holds `run_demo`, `steps` each way of compressing, `table` the rows
-and their table.
+and their table, `results` the table saved as Markdown, JSON and a PNG
+beside the files.
 """
 
+from tfcompress.demo.results import format_markdown
 from tfcompress.demo.run import run_demo
 from tfcompress.demo.table import DemoRow
 from tfcompress.demo.table import format_table
 
-__all__ = ["DemoRow", "format_table", "run_demo"]
+__all__ = ["DemoRow", "format_markdown", "format_table", "run_demo"]

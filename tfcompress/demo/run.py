@@ -8,6 +8,7 @@ import keras
 from tfcompress.analysis import profile
 from tfcompress.datasets import load_digits
 from tfcompress.demo import steps
+from tfcompress.demo.results import save_results
 from tfcompress.demo.table import DemoRow
 from tfcompress.demo.table import format_table
 from tfcompress.export import LiteRTModel
@@ -163,14 +164,17 @@ def run_demo(
                 latency_ms=latency.median_ms,
             )
         )
-    step("done")
-    log("")
-    log(format_table(rows))
-    log(
-        f"\nLiteRT: {len(x_test)} test images; latency is the median of "
+    notes = (
+        f"LiteRT: {len(x_test)} test images; latency is the median of "
         f"{benchmark_runs} single-image runs, {num_threads} thread(s), "
         "XNNPACK. Accuracy on scikit-learn digits' held-out quarter."
     )
+    written = save_results(rows, output_dir, notes)
+    step(f"table saved to {', '.join(written)}")
+    step("done")
+    log("")
+    log(format_table(rows))
+    log("\n" + notes)
     return rows
 
 

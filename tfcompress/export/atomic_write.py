@@ -37,8 +37,11 @@ def write_atomically(path, write, check=None):
     ```
     """
     directory, basename = os.path.split(os.path.abspath(path))
+    # The same extension as `path`: writers check it (Keras's `save` only
+    # writes a path ending in `.keras`).
+    extension = os.path.splitext(basename)[1] or ".tflite"
     tmp_path = os.path.join(
-        directory, f".{basename}.{uuid.uuid4().hex}.tmp.tflite"
+        directory, f".{basename}.{uuid.uuid4().hex}.tmp{extension}"
     )
     try:
         write(tmp_path)

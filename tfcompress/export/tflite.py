@@ -13,6 +13,7 @@ import warnings
 import tensorflow as tf
 
 from tfcompress.argument_validation import integer_at_least
+from tfcompress.argument_validation import verbosity
 from tfcompress.export.atomic_write import write_atomically
 from tfcompress.export.calibration_data import calibration_examples
 from tfcompress.export.converter import INTEGER_MODES
@@ -53,7 +54,7 @@ def to_tflite(
     output_type=None,
     keep_float=None,
     strict=False,
-    verbose=True,
+    verbose="auto",
 ):
     """Exports a built Keras model to a `.tflite` file for LiteRT.
 
@@ -182,8 +183,10 @@ def to_tflite(
         strict: For `"int8"` and `"int16x8"`: whether a weighted op that
             the converter left in float (and `keep_float` did not ask for)
             is an error instead of a warning. Defaults to `False`.
-        verbose: Whether to print one line saying what the file's weighted
-            ops compute in, for the quantized modes. Defaults to `True`.
+        verbose: `0` is silent; `1`, `2` and `"auto"` print one line saying
+            what the file's weighted ops compute in, for the quantized
+            modes (Keras's `verbose` convention; `True` / `False` mean
+            `1` / `0`). Defaults to `"auto"`.
 
     Returns:
         A `TFLiteExport` with the path, the mode, the calibration, the
@@ -242,7 +245,7 @@ def to_tflite(
     integer_at_least("calibration_steps", calibration_steps, minimum=1)
     check_flag("select_tf_ops", select_tf_ops)
     check_flag("strict", strict)
-    check_flag("verbose", verbose)
+    verbose = verbosity(verbose)
     check_built(model)
     # Before any conversion: a recurrent layer that cannot be unrolled.
     layers_to_unroll(model, select_tf_ops)

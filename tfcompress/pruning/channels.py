@@ -29,6 +29,7 @@ steps:
 """
 
 import numbers
+import time
 
 import keras
 
@@ -64,6 +65,7 @@ def prune_channels(
     data=None,
     min_channels=1,
     round_to=1,
+    verbose="auto",
 ):
     """Removes the least important channels of a model's layers.
 
@@ -146,6 +148,9 @@ def prune_channels(
         round_to: Integer >= 1: the number of kept channels is rounded up
             to a multiple of it (hardware prefers multiples of 4 or 8),
             never above the original count. Defaults to `1`.
+        verbose: `0` is silent; `1`, `2` and `"auto"` print a line when
+            the channels are ranked and one when the model is rebuilt,
+            Keras's `verbose` convention. Defaults to `"auto"`.
 
     Returns:
         A tuple `(pruned_model, report)`: a new `keras.Model` of the same
@@ -170,7 +175,7 @@ def prune_channels(
     ...     keras.layers.GlobalAveragePooling2D(),
     ...     keras.layers.Dense(10, name="logits"),
     ... ])
-    >>> pruned, report = prune_channels(model, sparsity=0.5)
+    >>> pruned, report = prune_channels(model, sparsity=0.5, verbose=0)
     >>> pruned.get_layer("conv").filters
     8
     >>> tuple(pruned.get_layer("logits").kernel.shape)
@@ -194,6 +199,8 @@ def prune_channels(
         "min_channels", min_channels
     )
     round_to = argument_validation.positive_int("round_to", round_to)
+    verbose = argument_validation.verbosity(verbose)
+    start = time.perf_counter()
     if importance == "taylor":
         _check_taylor_arguments(model, data)
     elif data is not None:
@@ -221,11 +228,21 @@ def prune_channels(
         importance, source, plan.groups_to_prune(), data
     )
     plan.choose_channels(scores)
+    if verbose:
+        print(
+            f"{len(scores)} channel groups ranked by {importance} "
+            f"({time.perf_counter() - start:.1f} s)"
+        )
 
     pruned = rebuild(source, trace, plan)
     if source is not model:
         cloning.compile_like(pruned, model)
     report = make_report(source, pruned, trace, plan, importance)
+    if verbose:
+        print(
+            f"rebuilt {pruned.name}: MACs {report.macs_before:,} -> "
+            f"{report.macs_after:,} ({time.perf_counter() - start:.1f} s)"
+        )
     return pruned, report
 
 

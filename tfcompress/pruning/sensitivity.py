@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from tfcompress.analysis import profile
 from tfcompress.argument_validation import positive_int
+from tfcompress.argument_validation import verbosity
 from tfcompress.pruning.channels import IMPORTANCE_CRITERIA
 from tfcompress.pruning.channels import prunable_channel_groups
 from tfcompress.pruning.channels import prune_channels
@@ -174,7 +175,7 @@ def sensitivity_analysis(
     filters=None,
     importance="l1",
     batch_size=256,
-    verbose=True,
+    verbose="auto",
 ):
     """Prunes each layer alone at several sparsities and measures accuracy.
 
@@ -203,8 +204,9 @@ def sensitivity_analysis(
         batch_size: Examples per forward pass of `(x, y)` arrays, an
             integer >= 1 (a dataset keeps its own batches). Defaults to
             `256`.
-        verbose: Whether to print one line per layer as it is done.
-            Defaults to `True`.
+        verbose: `0` is silent; `1`, `2` and `"auto"` print one line per
+            layer as it is done, Keras's `verbose` convention (`True` /
+            `False` mean `1` / `0`). Defaults to `"auto"`.
 
     Returns:
         A `SensitivityReport`.
@@ -220,6 +222,7 @@ def sensitivity_analysis(
     report.plot("sensitivity.png")
     ```
     """
+    verbose = verbosity(verbose)
     batches = _labelled_batches(data)
     if (
         isinstance(sparsities, (str, bytes))
@@ -261,6 +264,7 @@ def sensitivity_analysis(
                 sparsity={name: sparsity for name in group},
                 importance=importance,
                 data=taylor_data,
+                verbose=0,
             )
             pruned_row = report.row(group[0])
             channels = pruned_row.channels_before

@@ -11,15 +11,11 @@ input) is the same two ops: `QuantizedRescaling`.
 
 import keras
 
-from tfcompress.quantization.activation_quantizer import ActivationQuantizer
-from tfcompress.quantization.fake_quant import check_bits
-from tfcompress.quantization.unfolded_batch_normalization import (
-    affine_in_int8_ops,
-)
+from tfcompress.quantization.affine_in_int8_ops import AffineInInt8Ops
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class QuantizedNormalization(keras.layers.Normalization):
+class QuantizedNormalization(AffineInInt8Ops, keras.layers.Normalization):
     """`keras.layers.Normalization` rounding what TFLite rounds.
 
     Args:
@@ -38,22 +34,13 @@ class QuantizedNormalization(keras.layers.Normalization):
     ```
     """
 
-    def __init__(self, *args, weight_bits=8, activation_bits=8, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.invert:
             raise ValueError(
                 "QuantizedNormalization does not support invert=True. "
                 f"Received: invert={self.invert!r}"
             )
-        self.weight_bits = check_bits("weight_bits", weight_bits)
-        self.activation_bits = check_bits("activation_bits", activation_bits)
-        self.product_quantizer = ActivationQuantizer(
-            num_bits=self.activation_bits, name="product_quant"
-        )
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.product_quantizer.build(input_shape)
 
     def call(self, inputs, training=None):
         ops = keras.ops
@@ -65,27 +52,11 @@ class QuantizedNormalization(keras.layers.Normalization):
         else:
             mean, variance = self.mean, self.variance
         inverse = 1.0 / ops.maximum(ops.sqrt(variance), keras.config.epsilon())
-        x = ops.cast(inputs, "float32")
-        outputs = affine_in_int8_ops(
-            x,
-            inverse,
-            -mean * inverse,
-            self.product_quantizer,
-            self.weight_bits,
-            training,
-        )
-        return ops.cast(outputs, self.compute_dtype)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "weight_bits": self.weight_bits,
-            "activation_bits": self.activation_bits,
-        }
+        return self._affine(inputs, inverse, -mean * inverse, training)
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class QuantizedRescaling(keras.layers.Rescaling):
+class QuantizedRescaling(AffineInInt8Ops, keras.layers.Rescaling):
     """`keras.layers.Rescaling` with an offset, rounding what TFLite rounds.
 
     `x * scale + offset` is an int8 MUL then ADD in the file; the product
@@ -106,34 +77,10 @@ class QuantizedRescaling(keras.layers.Rescaling):
     ```
     """
 
-    def __init__(self, *args, weight_bits=8, activation_bits=8, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.weight_bits = check_bits("weight_bits", weight_bits)
-        self.activation_bits = check_bits("activation_bits", activation_bits)
-        self.product_quantizer = ActivationQuantizer(
-            num_bits=self.activation_bits, name="product_quant"
-        )
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self.product_quantizer.build(input_shape)
-
     def call(self, inputs, training=None):
-        ops = keras.ops
-        x = ops.cast(inputs, "float32")
-        outputs = affine_in_int8_ops(
-            x,
-            ops.convert_to_tensor(self.scale, "float32"),
-            ops.convert_to_tensor(self.offset, "float32"),
-            self.product_quantizer,
-            self.weight_bits,
+        return self._affine(
+            inputs,
+            keras.ops.convert_to_tensor(self.scale, "float32"),
+            keras.ops.convert_to_tensor(self.offset, "float32"),
             training,
         )
-        return ops.cast(outputs, self.compute_dtype)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "weight_bits": self.weight_bits,
-            "activation_bits": self.activation_bits,
-        }

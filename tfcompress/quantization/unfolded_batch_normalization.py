@@ -12,16 +12,14 @@ frozen), so that the quantization-aware model and its file agree.
 
 import keras
 
-from tfcompress.quantization.activation_quantizer import ActivationQuantizer
-from tfcompress.quantization.fake_quant import check_bits
-from tfcompress.quantization.fake_quant import fake_quant_constant
+from tfcompress.quantization.affine_in_int8_ops import AffineInInt8Ops
 from tfcompress.quantization.freezable_batch_normalization import (
     FreezableBatchNormalization,
 )
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class UnfoldedBatchNormalization(FreezableBatchNormalization):
+class UnfoldedBatchNormalization(AffineInInt8Ops, FreezableBatchNormalization):
     """Batch norm computed as TFLite's int8 MUL and ADD.
 
     While it trains on batch statistics it is a plain batch norm; at
@@ -45,19 +43,6 @@ class UnfoldedBatchNormalization(FreezableBatchNormalization):
     ```
     """
 
-    def __init__(self, *args, weight_bits=8, activation_bits=8, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.weight_bits = check_bits("weight_bits", weight_bits)
-        self.activation_bits = check_bits("activation_bits", activation_bits)
-        self.product_quantizer = ActivationQuantizer(
-            num_bits=self.activation_bits, name="product_quant"
-        )
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        # Built here: a symbolic call of this layer only computes shapes.
-        self.product_quantizer.build(input_shape)
-
     def call(self, inputs, training=None, mask=None):
         # Computed in training too, unfrozen, so that the product's range
         # is learned.
@@ -74,41 +59,14 @@ class UnfoldedBatchNormalization(FreezableBatchNormalization):
 
     def _in_ops(self, inputs, training):
         ops = keras.ops
-        x = ops.cast(inputs, "float32")
         inverse = ops.rsqrt(self.moving_variance + self.epsilon)
         if self.scale:
             inverse = inverse * self.gamma
         shift = -self.moving_mean * inverse
         if self.center:
             shift = shift + self.beta
-        shape = [1] * len(x.shape)
-        shape[self.axis] = x.shape[self.axis]
-        outputs = affine_in_int8_ops(
-            x,
-            ops.reshape(inverse, shape),
-            ops.reshape(shift, shape),
-            self.product_quantizer,
-            self.weight_bits,
-            training,
+        shape = [1] * len(inputs.shape)
+        shape[self.axis] = inputs.shape[self.axis]
+        return self._affine(
+            inputs, ops.reshape(inverse, shape), ops.reshape(shift, shape), training
         )
-        return ops.cast(outputs, self.compute_dtype)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "weight_bits": self.weight_bits,
-            "activation_bits": self.activation_bits,
-        }
-
-
-def affine_in_int8_ops(x, scale, shift, product_quantizer, bits, training):
-    """`x * scale + shift` as TFLite's int8 MUL and ADD compute it.
-
-    Both constants are rounded per tensor on their own ranges (as the
-    converter stores an element-wise op's constant operand), the product
-    by `product_quantizer`; the sum is left for the caller to round.
-    """
-    scale = fake_quant_constant(scale, bits)
-    shift = fake_quant_constant(shift, bits)
-    product = product_quantizer(keras.ops.multiply(x, scale), training=training)
-    return keras.ops.add(product, shift)

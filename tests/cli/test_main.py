@@ -1,5 +1,4 @@
-import subprocess
-import sys
+import json
 
 import keras
 import pytest
@@ -7,13 +6,36 @@ import pytest
 from tfcompress.cli import main
 from tfcompress.models import small_mobilenet_v2
 
+COMMANDS = (
+    "demo", "profile", "inspect", "export", "verify", "bench", "prune",
+    "decompose", "quantize",
+)
+
 
 def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert "demo" in out and "profile" in out
+    for command in COMMANDS:
+        assert command in out
+    assert "Exit codes: 0 success, 1 failure" in out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_json_and_verbose(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--json" in out and "--verbose" in out
+
+
+def test_missing_required_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prune", "model.keras"])
+    assert exit_info.value.code == 2
+    assert "--sparsity" in capsys.readouterr().err
 
 
 def test_demo_help_explains_each_option(capsys):
@@ -42,22 +64,13 @@ def test_profile_prints_the_table(tmp_path, capsys):
     params = keras.saving.load_model(path).count_params()
     assert f"{params:,}" in out
     assert "block2" in out
+    assert main(["profile", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == params
 
 
 def test_profile_missing_file(tmp_path, capsys):
     assert main(["profile", str(tmp_path / "nope.keras")]) == 2
     assert "no such file" in capsys.readouterr().err
-
-
-def test_console_entry_point_runs():
-    result = subprocess.run(
-        [sys.executable, "-m", "tfcompress", "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0
-    assert "profile" in result.stdout
 
 
 def test_profile_unreadable_file(tmp_path, capsys):

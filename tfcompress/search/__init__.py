@@ -1,0 +1,36 @@
+"""Compression under a budget: per-layer search (AMC-style).
+
+- `Budget`: what the compressed model may cost (MACs, parameters),
+  absolute or as a fraction of the original; `measure_cost`.
+- `search_channel_sparsity`: each channel group's sparsity, searched by
+  Optuna's TPE so that the pruned model fits the budget with the best
+  accuracy after a short fine-tune, against uniform sparsity at the same
+  budget. Studies persist in a journal file or database, resume, and run
+  in several worker processes.
+"""
+
+try:
+    import optuna  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        "tfcompress.search runs its searches on Optuna, which is not "
+        'installed. Install it with: pip install "tfcompress[search]"'
+    ) from error
+
+from tfcompress.search.budget import Budget  # noqa: E402
+from tfcompress.search.budget import Cost  # noqa: E402
+from tfcompress.search.budget import measure_cost  # noqa: E402
+from tfcompress.search.channel_search import search_channel_sparsity  # noqa: E402
+from tfcompress.search.search_report import ChannelSearchReport  # noqa: E402
+from tfcompress.search.search_report import SearchTrial  # noqa: E402
+from tfcompress.search.study_storage import storage_from  # noqa: E402
+
+__all__ = [
+    "Budget",
+    "ChannelSearchReport",
+    "Cost",
+    "SearchTrial",
+    "measure_cost",
+    "search_channel_sparsity",
+    "storage_from",
+]

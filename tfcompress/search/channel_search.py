@@ -1,0 +1,567 @@
+"""AMC-style search for each layer's channel sparsity under a budget.
+
+AMC (He et al. 2018) lets an agent choose every layer's pruning ratio and
+bounds its choices so that the pruned model meets the resource budget;
+the reward is the pruned model's accuracy. Here the agent is Optuna's TPE
+sampler, and the bounding is exact: a trial proposes a sparsity for every
+channel group, and `fit_to_budget` moves all of them together, keeping
+their order, until `prune_channels` says the model just fits. Every
+candidate therefore costs the same, so the accuracy after a short
+fine-tune is the whole comparison. Uniform sparsity at the same budget is
+scored the same way, in the same run.
+"""
+
+import math
+import multiprocessing
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+import optuna
+
+from tfcompress import argument_validation
+from tfcompress.pruning.channels import prunable_channel_groups
+from tfcompress.pruning.channels import prune_channels
+from tfcompress.search.budget import Budget
+from tfcompress.search.budget import Cost
+from tfcompress.search.budget import measure_cost
+from tfcompress.search.search_report import ChannelSearchReport
+from tfcompress.search.search_report import SearchTrial
+from tfcompress.search.study_storage import open_study
+
+# Bisection steps of `fit_to_budget`: the shared move is then known to
+# 2 / 2**10 of its range, finer than one channel of the layers we search.
+_BISECTION_STEPS = 10
+
+
+class ChannelSearchProblem:
+    """One model, its channel groups, a budget and how candidates score.
+
+    Built by `search_channel_sparsity`; each worker process builds its own.
+    """
+
+    def __init__(
+        self,
+        model,
+        budget,
+        data,
+        validation_data,
+        *,
+        filters=None,
+        importance="l1",
+        max_sparsity=0.9,
+        fine_tune_epochs=1,
+        batch_size=64,
+        seed=0,
+    ):
+        self.model = model
+        self.budget = budget
+        self.x, self.y = data
+        self.x_val, self.y_val = validation_data
+        self.filters = filters
+        self.importance = importance
+        self.max_sparsity = max_sparsity
+        self.fine_tune_epochs = fine_tune_epochs
+        self.batch_size = batch_size
+        self.seed = seed
+        self.groups = prunable_channel_groups(model, filters=filters)
+        if not self.groups:
+            raise ValueError(
+                f"Model {model.name!r} has no channel group that "
+                "`prune_channels` can prune"
+                + (
+                    f" among the layers `filters={filters!r}` selects"
+                    if filters
+                    else ""
+                )
+                + "; there is nothing to search."
+            )
+        self.reference = measure_cost(model)
+        _, report = prune_channels(
+            model, sparsity=self.sparsities([0.0] * len(self.groups)), verbose=0
+        )
+        self.sizes = [report.row(group[0]).channels_before for group in self.groups]
+        self._costs = {}
+
+    def sparsities(self, proposal):
+        """`{first name of each group: sparsity}` for a list of floats."""
+        return {group[0]: float(s) for group, s in zip(self.groups, proposal)}
+
+    def cost(self, proposal):
+        """The `Cost` of the model pruned by `proposal`.
+
+        Cached by the channels each group keeps (what `prune_channels`
+        keeps follows from them), so that the bisection's nearby proposals
+        rebuild the model once.
+        """
+        key = tuple(
+            size - math.floor(s * size + 1e-9) for size, s in zip(self.sizes, proposal)
+        )
+        if key not in self._costs:
+            _, report = self._prune(proposal)
+            self._costs[key] = Cost(
+                macs=int(report.macs_after), params=int(report.params_after)
+            )
+        return self._costs[key]
+
+    def _prune(self, proposal):
+        return prune_channels(
+            self.model,
+            sparsity=self.sparsities(proposal),
+            importance=self.importance,
+            verbose=0,
+            # Taylor importance is computed on a few batches of the data.
+            data=(
+                (self.x[:256], self.y[:256]) if self.importance == "taylor" else None
+            ),
+        )
+
+    def fit_to_budget(self, proposal):
+        """Moves every sparsity of `proposal` until the model just fits.
+
+        `t` in `[-1, 1]` moves them together: below 0 toward no pruning
+        (`s * (1 + t)`), above 0 toward `max_sparsity`
+        (`s + t * (max_sparsity - s)`); the cost falls as `t` grows. The
+        smallest `t` within the budget (to the bisection's precision) is
+        chosen: the least pruning that fits, in the proposal's proportions.
+
+        Returns:
+            The fitted sparsities (a list) and their `Cost`.
+
+        Raises:
+            ValueError: If even `max_sparsity` everywhere does not fit.
+        """
+        proposal = [min(max(float(s), 0.0), self.max_sparsity) for s in proposal]
+
+        def moved(t):
+            if t <= 0:
+                return [s * (1 + t) for s in proposal]
+            return [s + t * (self.max_sparsity - s) for s in proposal]
+
+        def fits(t):
+            return self.budget.allows(self.cost(moved(t)), self.reference)
+
+        if fits(-1.0):
+            return moved(-1.0), self.cost(moved(-1.0))
+        if not fits(1.0):
+            cost = self.cost(moved(1.0))
+            ratios = cost.ratio_to(self.reference)
+            raise ValueError(
+                f"The budget ({self.budget}) is not reachable by channel "
+                f"pruning: with every channel group at max_sparsity="
+                f"{self.max_sparsity} the model keeps "
+                + ", ".join(f"{ratios[k]:.3f} of its {k}" for k in ratios)
+                + ". Allow a larger budget or a larger `max_sparsity`, or "
+                "prune more layers (`filters`)."
+            )
+        low, high = -1.0, 1.0
+        for _ in range(_BISECTION_STEPS):
+            middle = (low + high) / 2
+            if fits(middle):
+                high = middle
+            else:
+                low = middle
+        return moved(high), self.cost(moved(high))
+
+    def score(self, proposal):
+        """Prunes by `proposal`, fine-tunes, returns `(model, accuracy)`.
+
+        With `fine_tune_epochs=0` the accuracy is measured right after
+        pruning (a cheap proxy of the fine-tuned accuracy).
+        """
+        pruned, _ = self._prune(proposal)
+        if self.fine_tune_epochs:
+            keras.utils.set_random_seed(self.seed)
+            pruned.fit(
+                self.x,
+                self.y,
+                epochs=self.fine_tune_epochs,
+                batch_size=self.batch_size,
+                verbose=0,
+            )
+        return pruned, top1_accuracy(pruned, self.x_val, self.y_val)
+
+    def objective(self, trial):
+        """Optuna objective: accuracy of a trial's fitted proposal."""
+        start = time.perf_counter()
+        proposal = [
+            trial.suggest_float(f"group_{i}", 0.0, self.max_sparsity)
+            for i in range(len(self.groups))
+        ]
+        fitted, cost = self.fit_to_budget(proposal)
+        _, accuracy = self.score(fitted)
+        ratios = cost.ratio_to(self.reference)
+        trial.set_user_attr("sparsity", self.sparsities(fitted))
+        trial.set_user_attr("macs_ratio", ratios["macs"])
+        trial.set_user_attr("params_ratio", ratios["params"])
+        trial.set_user_attr("seconds", time.perf_counter() - start)
+        return accuracy
+
+
+def top1_accuracy(model, x, y):
+    """Top-1 accuracy of `model` on `(x, y)` (integer labels)."""
+    logits = model.predict(x, batch_size=256, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(y)))
+
+
+def search_channel_sparsity(
+    model,
+    *,
+    budget,
+    data,
+    validation_data,
+    trials=20,
+    fine_tune_epochs=1,
+    batch_size=64,
+    max_sparsity=0.9,
+    filters=None,
+    importance="l1",
+    storage=None,
+    study_name=None,
+    workers=1,
+    seed=0,
+    verbose=1,
+):
+    """Searches each layer's channel sparsity for a budget (AMC-style).
+
+    Each trial proposes a sparsity per channel group (the groups
+    `prunable_channel_groups` lists; tied layers share one), scaled
+    together until the pruned model just fits `budget` (every candidate
+    costs the same), then prunes with `prune_channels`, fine-tunes
+    `fine_tune_epochs` on `data` and scores top-1 accuracy on
+    `validation_data`. Optuna's TPE sampler proposes the next trial from
+    the scores so far. Uniform sparsity fitted to the same budget is
+    scored the same way first, as the baseline. The best proposal is
+    pruned and fine-tuned again and returned.
+
+    Args:
+        model: A compiled `Sequential` or functional `keras.Model` (the
+            fine-tune uses its loss and optimizer settings). Not modified.
+        budget: A `tfcompress.search.Budget`, e.g. `Budget(macs_ratio=0.5)`.
+        data: `(x, y)` arrays to fine-tune each candidate on.
+        validation_data: `(x, y)` arrays (integer labels) to score on.
+        trials: Number of searched trials (the uniform baseline is extra).
+            A resumed study runs only the trials it lacks. Defaults to 20.
+        fine_tune_epochs: Epochs of fine-tuning per candidate; `0` scores
+            right after pruning (a cheap proxy). Defaults to `1`.
+        batch_size: Fine-tuning batch size. Defaults to `64`.
+        max_sparsity: The most any group may lose, in `(0, 1)`.
+            Defaults to `0.9`.
+        filters: Which layers to search, as in `prune_channels`.
+        importance: Channel ranking, as in `prune_channels`.
+        storage: Where the trials are kept: `None` (memory), a journal file
+            path, a `.db` path (SQLite) or a database URL (see
+            `storage_from`). With a storage and a `study_name`, a search
+            resumes where it stopped.
+        study_name: The Optuna study's name. Defaults to `None` (a new
+            study; required to resume or share one).
+        workers: Processes that run trials of the one study at the same
+            time (each with its share of the CPU threads). With
+            `workers > 1` and no `storage`, a temporary journal file is
+            used. Defaults to `1`.
+        seed: Seeds the sampler (worker `i` uses `seed + i`) and each
+            fine-tune. Defaults to `0`.
+        verbose: `0` silent, `1` a line per trial. Defaults to `1`.
+
+    Returns:
+        `(pruned_model, report)`: the best candidate, fine-tuned, and a
+        `ChannelSearchReport` (every trial, the uniform baseline, the
+        gain over it, wall time).
+
+    Raises:
+        ValueError: On bad arguments (the message says which), a model
+            without prunable channels, or a budget that even
+            `max_sparsity` everywhere cannot meet (with how close it got).
+
+    Example:
+
+    ```python
+    pruned, report = search_channel_sparsity(
+        model, budget=Budget(macs_ratio=0.5),
+        data=(x_train, y_train), validation_data=(x_val, y_val), trials=20)
+    print(report)
+    ```
+    """
+    _check_arguments(model, budget, data, validation_data, max_sparsity)
+    trials = argument_validation.positive_int("trials", trials)
+    workers = argument_validation.positive_int("workers", workers)
+    fine_tune_epochs = argument_validation.integer_at_least(
+        "fine_tune_epochs", fine_tune_epochs, 0
+    )
+    start = time.perf_counter()
+    problem = ChannelSearchProblem(
+        model,
+        budget,
+        data,
+        validation_data,
+        filters=filters,
+        importance=importance,
+        max_sparsity=max_sparsity,
+        fine_tune_epochs=fine_tune_epochs,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    say = print if verbose else (lambda *_: None)
+    say(
+        f"Channel search on {model.name!r}: {len(problem.groups)} groups, "
+        f"budget {budget}, {trials} trials, {workers} worker(s)"
+    )
+    uniform_start = time.perf_counter()
+    fitted, cost = problem.fit_to_budget([0.0] * len(problem.groups))
+    _, uniform_accuracy = problem.score(fitted)
+    uniform = _row(
+        "uniform",
+        problem,
+        fitted,
+        cost,
+        uniform_accuracy,
+        time.perf_counter() - uniform_start,
+    )
+    say(f"  uniform {fitted[0]:.1%}: {_describe(uniform)}")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        if workers > 1 and storage is None:
+            storage = os.path.join(scratch, "study.log")
+        if workers > 1 and study_name is None:
+            study_name = "channel_search"
+        study = open_study(storage, study_name, seed)
+        remaining = trials - _completed(study)
+        if remaining > 0 and workers == 1:
+            study.optimize(
+                problem.objective,
+                n_trials=remaining,
+                callbacks=[_Progress(trials, say)],
+            )
+        elif remaining > 0:
+            _run_workers(
+                problem,
+                storage,
+                study_name,
+                (trials, remaining),
+                workers,
+                seed,
+                scratch,
+                verbose,
+            )
+            study = open_study(storage, study_name, seed)
+        rows = tuple(
+            _trial_row(trial)
+            for trial in study.trials
+            if trial.state == optuna.trial.TrialState.COMPLETE
+        )
+    best = max(rows, key=lambda row: row.accuracy)
+    proposal = [best.sparsity[group[0]] for group in problem.groups]
+    pruned, accuracy = problem.score(proposal)
+    report = ChannelSearchReport(
+        model=model.name,
+        budget=str(budget),
+        rows=rows,
+        uniform=uniform,
+        best=best.name,
+        final_accuracy=accuracy,
+        fine_tune_epochs=fine_tune_epochs,
+        workers=workers,
+        seconds=time.perf_counter() - start,
+    )
+    say(
+        f"Best: {best.name}, accuracy {best.accuracy:.4f} (uniform "
+        f"{uniform.accuracy:.4f}); fine-tuned again: {accuracy:.4f}; "
+        f"{report.seconds:.0f} s"
+    )
+    return pruned, report
+
+
+def _completed(study):
+    return sum(
+        trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials
+    )
+
+
+class _Progress:
+    """Optuna callback: one line per finished trial."""
+
+    def __init__(self, trials, say, prefix=""):
+        self.trials, self.say, self.prefix = trials, say, prefix
+
+    def __call__(self, study, trial):
+        if trial.state != optuna.trial.TrialState.COMPLETE:
+            return
+        row = _trial_row(trial)
+        self.say(
+            f"  {self.prefix}trial {trial.number + 1}/{self.trials}: "
+            f"{_describe(row)} (best {study.best_value:.4f})"
+        )
+
+
+def _describe(row):
+    return (
+        f"MACs {row.macs_ratio:.3f}x, params {row.params_ratio:.3f}x, "
+        f"accuracy {row.accuracy:.4f}, {row.seconds:.1f} s"
+    )
+
+
+def _row(name, problem, fitted, cost, accuracy, seconds):
+    ratios = cost.ratio_to(problem.reference)
+    return SearchTrial(
+        name=name,
+        sparsity=problem.sparsities(fitted),
+        macs_ratio=ratios["macs"],
+        params_ratio=ratios["params"],
+        accuracy=accuracy,
+        seconds=seconds,
+    )
+
+
+def _trial_row(trial):
+    return SearchTrial(
+        name=f"trial {trial.number}",
+        sparsity=dict(trial.user_attrs["sparsity"]),
+        macs_ratio=trial.user_attrs["macs_ratio"],
+        params_ratio=trial.user_attrs["params_ratio"],
+        accuracy=float(trial.value),
+        seconds=trial.user_attrs["seconds"],
+    )
+
+
+# Worker processes.
+
+
+def _run_workers(problem, storage, study_name, trials, workers, seed, scratch, verbose):
+    """Runs `workers` processes on the one study.
+
+    `trials` is `(total, remaining)`: the `remaining` trials are shared out
+    (one process may run one more than another), so the study ends with
+    exactly `total` however the processes interleave.
+    """
+    total, remaining = trials
+    if not isinstance(storage, (str, os.PathLike)):
+        raise ValueError(
+            "`workers > 1` needs a `storage` the processes can share: a "
+            "journal file path, a `.db` path or a database URL. Received: "
+            f"storage={storage!r}"
+        )
+    model_path = os.path.join(scratch, "model.keras")
+    data_path = os.path.join(scratch, "data.npz")
+    problem.model.save(model_path)
+    np.savez(
+        data_path, x=problem.x, y=problem.y, x_val=problem.x_val, y_val=problem.y_val
+    )
+    settings = dict(
+        filters=problem.filters,
+        importance=problem.importance,
+        max_sparsity=problem.max_sparsity,
+        fine_tune_epochs=problem.fine_tune_epochs,
+        batch_size=problem.batch_size,
+        seed=seed,
+    )
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=_worker_main,
+            args=(
+                index,
+                model_path,
+                data_path,
+                problem.budget,
+                settings,
+                os.fspath(storage),
+                study_name,
+                (total, remaining // workers + (index < remaining % workers)),
+                threads,
+                verbose,
+            ),
+        )
+        for index in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} of {workers} search workers failed (exit codes "
+            f"{failed}); their output above says why. The trials they "
+            "finished are kept in the storage: run again to resume."
+        )
+
+
+def _worker_main(
+    index,
+    model_path,
+    data_path,
+    budget,
+    settings,
+    storage,
+    study_name,
+    trials,
+    threads,
+    verbose,
+):
+    """Entry point of one worker process (spawned: a fresh interpreter)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    model = keras.saving.load_model(model_path)
+    arrays = np.load(data_path)
+    problem = ChannelSearchProblem(
+        model,
+        budget,
+        (arrays["x"], arrays["y"]),
+        (arrays["x_val"], arrays["y_val"]),
+        **settings,
+    )
+    study = open_study(storage, study_name, settings["seed"] + 1 + index)
+
+    def say(line):
+        if verbose:
+            print(line, flush=True)
+
+    total, share = trials
+    study.optimize(
+        problem.objective,
+        n_trials=share,
+        callbacks=[_Progress(total, say, f"worker {index}: ")],
+    )
+
+
+# Argument checks.
+
+
+def _check_arguments(model, budget, data, validation_data, max_sparsity):
+    if not isinstance(budget, Budget):
+        raise ValueError(
+            "`budget` must be a tfcompress.search.Budget, e.g. "
+            f"Budget(macs_ratio=0.5). Received: budget={budget!r}"
+        )
+    if not getattr(model, "compiled", False):
+        raise ValueError(
+            f"Model {model.name!r} is not compiled: each candidate is "
+            "fine-tuned with the model's loss and optimizer settings. Call "
+            "`model.compile(...)` first."
+        )
+    for name, value in (("data", data), ("validation_data", validation_data)):
+        if not (isinstance(value, (tuple, list)) and len(value) == 2):
+            raise ValueError(
+                f"`{name}` must be a tuple `(x, y)` of arrays. Received: "
+                f"{type(value).__name__}"
+            )
+        x, y = value
+        if len(x) == 0 or len(x) != len(y):
+            raise ValueError(
+                f"`{name}` must hold as many labels as examples, at least "
+                f"one. Received: {len(x)} examples, {len(y)} labels"
+            )
+    if isinstance(max_sparsity, bool) or not (
+        isinstance(max_sparsity, (int, float)) and 0 < max_sparsity < 1
+    ):
+        raise ValueError(
+            f"`max_sparsity` must be a float in (0, 1). Received: "
+            f"max_sparsity={max_sparsity!r}"
+        )
+    if math.isnan(max_sparsity):
+        raise ValueError("`max_sparsity` must not be NaN.")

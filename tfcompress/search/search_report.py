@@ -1,0 +1,128 @@
+"""The result of a budget search: every trial, the baseline, the gain."""
+
+import dataclasses
+
+from tfcompress.report import Report
+from tfcompress.report import Row
+from tfcompress.report import format_table
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchTrial(Row):
+    """One scored candidate.
+
+    Attributes:
+        name: `"trial N"` (Optuna's trial number) or `"uniform"`.
+        sparsity: `{first layer of each channel group: sparsity}`.
+        macs_ratio: The pruned model's MACs / the original's.
+        params_ratio: Its parameters / the original's.
+        accuracy: Top-1 on the validation data after the fine-tune.
+        seconds: Wall time of the trial (fitting, pruning, fine-tune).
+    """
+
+    name: str
+    sparsity: dict = dataclasses.field(hash=False)
+    macs_ratio: float
+    params_ratio: float
+    accuracy: float
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelSearchReport(Report):
+    """Result of `search_channel_sparsity`.
+
+    Attributes:
+        model: The searched model's name.
+        budget: The budget, as text.
+        rows: `SearchTrial`s of the searched trials, in trial order.
+        uniform: The `SearchTrial` of uniform sparsity at the same budget.
+        best: Name of the best trial.
+        final_accuracy: The best proposal's accuracy when pruned and
+            fine-tuned again for the returned model.
+        fine_tune_epochs: Epochs of fine-tuning per candidate.
+        workers: Processes that ran the trials.
+        seconds: Wall time of the whole search.
+    """
+
+    model: str
+    budget: str
+    rows: tuple
+    uniform: SearchTrial
+    best: str
+    final_accuracy: float
+    fine_tune_epochs: int
+    workers: int
+    seconds: float
+
+    summary = ("best_accuracy", "gain_over_uniform")
+
+    @property
+    def best_accuracy(self):
+        """Accuracy of the best trial."""
+        return self.row(self.best).accuracy
+
+    @property
+    def gain_over_uniform(self):
+        """Best trial's accuracy minus the uniform baseline's."""
+        return self.best_accuracy - self.uniform.accuracy
+
+    def table(self):
+        """The trials and the baseline, sparsities per group, best marked."""
+        groups = list(self.uniform.sparsity)
+        lines = [
+            f"Channel search on {self.model!r}: budget {self.budget}, "
+            f"{len(self.rows)} trials ({self.fine_tune_epochs} fine-tune "
+            f"epoch(s) each), {self.workers} worker(s), {self.seconds:.0f} s",
+        ]
+        rows = [self.uniform, *self.rows]
+        lines += format_table(
+            ("Trial", "MACs", "Params", "Accuracy", *groups),
+            [
+                (
+                    row.name + (" *" if row.name == self.best else ""),
+                    f"{row.macs_ratio:.3f}x",
+                    f"{row.params_ratio:.3f}x",
+                    f"{row.accuracy:.4f}",
+                    *(f"{row.sparsity[g]:.0%}" for g in groups),
+                )
+                for row in rows
+            ],
+            rules=(1,),
+        )
+        lines.append(
+            f"Best {self.best}: {self.best_accuracy:.4f}, "
+            f"{self.gain_over_uniform:+.4f} over uniform; fine-tuned again "
+            f"for the returned model: {self.final_accuracy:.4f}"
+        )
+        return "\n".join(lines)
+
+    def plot(self, path):
+        """Saves accuracy per trial, with the uniform baseline, as an image.
+
+        Needs matplotlib (`pip install tfcompress[plots]`).
+        """
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axis = plt.subplots(figsize=(6, 4))
+        numbers = range(len(self.rows))
+        axis.scatter(numbers, [r.accuracy for r in self.rows], label="searched trial")
+        best_so_far, best = [], float("-inf")
+        for row in self.rows:
+            best = max(best, row.accuracy)
+            best_so_far.append(best)
+        axis.plot(numbers, best_so_far, label="best so far")
+        axis.axhline(
+            self.uniform.accuracy, color="gray", linestyle="--", label="uniform"
+        )
+        axis.set_xlabel("trial")
+        axis.set_ylabel("validation accuracy")
+        axis.set_title(f"{self.model}: {self.budget}")
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        return path
