@@ -25,6 +25,9 @@ Subpackages:
   with `tfcompress.callbacks.QuantizationAwareTraining`) that exports to
   int8 TFLite, and the post-training pieces behind `to_tflite` (percentile
   / MSE calibration, `keep_float`, `layer_quantization_error`).
+- `tfcompress.clustering`: weight clustering (weight sharing) with trained
+  centroids (`cluster_weights`, `tfcompress.callbacks.WeightClustering`),
+  cluster- and sparsity-preserving QAT.
 - `tfcompress.search`: compression under a budget: each layer's channel
   sparsity searched (AMC-style, on Optuna) so that the model fits a MACs
   or parameter budget with the best accuracy (the `search` extra).
@@ -41,6 +44,7 @@ native_stderr.import_tensorflow()
 
 from tfcompress import analysis
 from tfcompress import callbacks
+from tfcompress import clustering
 from tfcompress import datasets
 from tfcompress import decomposition
 from tfcompress import distillation
@@ -65,6 +69,7 @@ __version__ = "0.1.0"
 __all__ = [
     "analysis",
     "callbacks",
+    "clustering",
     "datasets",
     "decomposition",
     "distillation",

@@ -7,7 +7,10 @@
   weight of a `tfcompress.distillation.Distiller`, by epoch or by step.
 - `QuantizationAwareTraining`: the schedule of quantization-aware training
   (delay, batch-norm freezing, range freezing) for a model from
-  `tfcompress.quantization.quantize_model`.
+  `tfcompress.quantization.quantize_model`; it keeps a pruned model's
+  zeros (pruning-preserving QAT).
+- `WeightClustering`: weight sharing with trained centroids, nothing
+  wrapped; beside `QuantizationAwareTraining`, cluster-preserving QAT.
 """
 
 from tfcompress.callbacks.distillation_scheduler import DistillationScheduler
@@ -15,9 +18,11 @@ from tfcompress.callbacks.magnitude_pruning import MagnitudePruning
 from tfcompress.callbacks.quantization_aware_training import (
     QuantizationAwareTraining,
 )
+from tfcompress.callbacks.weight_clustering import WeightClustering
 
 __all__ = [
     "DistillationScheduler",
     "MagnitudePruning",
     "QuantizationAwareTraining",
+    "WeightClustering",
 ]

@@ -4,6 +4,7 @@ import keras
 
 from tfcompress.argument_validation import integer_at_least
 from tfcompress.graph import layer_tree
+from tfcompress.pruning.zero_masks import hold_zeros
 from tfcompress.quantization import ActivationQuantizer
 from tfcompress.quantization import FreezableBatchNormalization
 from tfcompress.quantization.quantized_layers import quantized_kernel_layers
@@ -37,6 +38,13 @@ class QuantizationAwareTraining(keras.callbacks.Callback):
             `None` to never freeze them. Defaults to `None`.
         freeze_ranges_after: Step at which activation ranges freeze, or
             `None` to never freeze them. Defaults to `None`.
+        preserve_sparsity: If `True`, the zeros of the model's kernels stay
+            zero through training (pruning-preserving QAT): kernels without
+            a mask yet (a model reloaded from a `.keras` file) get one made
+            of their zeros (`tfcompress.pruning.hold_zeros`), and the train
+            function is traced again to apply it. `quantize_model` attaches
+            the masks itself; this covers a model saved and loaded since.
+            Defaults to `True`.
         verbose: If 1, print a line when a switch flips. Defaults to `0`.
 
     Example:
@@ -60,6 +68,7 @@ class QuantizationAwareTraining(keras.callbacks.Callback):
         quantize_delay=0,
         freeze_bn_after=None,
         freeze_ranges_after=None,
+        preserve_sparsity=True,
         verbose=0,
     ):
         super().__init__()
@@ -72,9 +81,21 @@ class QuantizationAwareTraining(keras.callbacks.Callback):
         self.freeze_ranges_after = _optional_step(
             "freeze_ranges_after", freeze_ranges_after
         )
+        if not isinstance(preserve_sparsity, bool):
+            raise ValueError(
+                "`preserve_sparsity` must be True or False. "
+                f"Received: preserve_sparsity={preserve_sparsity!r}"
+            )
+        self.preserve_sparsity = preserve_sparsity
         self.verbose = verbose
 
     def on_train_begin(self, logs=None):
+        if self.preserve_sparsity:
+            held = hold_zeros(self.model)
+            if any(entry.newly_attached for entry in held):
+                # `fit` made its train function before this hook, without
+                # the new masks' constraints.
+                self.model.make_train_function(force=True)
         layers = layer_tree.all_layers(self.model)
         self._switches = {
             "qat_quantizing": [

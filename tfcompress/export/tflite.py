@@ -36,6 +36,7 @@ from tfcompress.export.quantization_aware import (
 )
 from tfcompress.export.recurrent_unrolling import layers_to_unroll
 from tfcompress.export.tflite_export import TFLiteExport
+from tfcompress.litert.value_compression import value_compression
 from tfcompress.quantization import is_quantization_aware
 from tfcompress.quantization.keep_float import check_keep_float
 
@@ -309,6 +310,7 @@ def to_tflite(
         calibration=calibration,
         keep_float=keep_float,
         precision=precision,
+        value_compression=value_compression(path),
     )
 
 

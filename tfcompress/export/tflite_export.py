@@ -4,6 +4,7 @@ import dataclasses
 
 from tfcompress.litert.byte_size import format_size
 from tfcompress.litert.precision import Precision
+from tfcompress.litert.value_compression import ValueCompression
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,12 @@ class TFLiteExport:
             `.num_integer_ops`, `.num_weighted_ops`,
             `.weight_bytes_by_dtype`, `.rows` of the ops not in integer);
             `None` for `"none"`.
+        value_compression: The file's constants entropy-coded, a
+            `tfcompress.litert.ValueCompression`: `.huffman_bytes` (the
+            weights Huffman-coded, each tensor with its own code and code
+            table), `.entropy_bytes`, and `.huffman_file_bytes`, the file's
+            size with its weights so stored (Deep Compression's last
+            stage: what pruned and clustered int8 kernels come to).
     """
 
     path: str
@@ -40,6 +47,14 @@ class TFLiteExport:
     calibration: str | None = None
     keep_float: tuple = ()
     precision: Precision | None = None
+    value_compression: ValueCompression | None = None
+
+    @property
+    def huffman_size_bytes(self):
+        """The file's size with its weights Huffman-coded, or `None`."""
+        if self.value_compression is None:
+            return None
+        return self.value_compression.huffman_file_bytes
 
     def __fspath__(self):
         return self.path
@@ -61,8 +76,11 @@ class TFLiteExport:
             details.append(f"{self.calibration} calibration")
         if self.keep_float:
             details.append(f"float32: {', '.join(self.keep_float)}")
-        return (
-            f"{self.path} ({'; '.join(details)}): "
-            f"{format_size(self.size_bytes)}, "
-            f"{format_size(self.gzipped_size_bytes)} gzipped"
-        )
+        sizes = [format_size(self.size_bytes)]
+        if self.value_compression is not None:
+            sizes.append(
+                f"{format_size(self.huffman_size_bytes)} with Huffman-coded "
+                "weights"
+            )
+        sizes.append(f"{format_size(self.gzipped_size_bytes)} gzipped")
+        return f"{self.path} ({'; '.join(details)}): {', '.join(sizes)}"

@@ -9,6 +9,10 @@
 - `evaluate_tflite`: top-1 accuracy through the LiteRT interpreter.
 - `benchmark_tflite`: median / p90 latency of `invoke()` on this CPU;
   `compare_latency`: several files measured side by side, for ratios.
+- `tflite_weights`: the stored values of a file's constants (the int8
+  integers of its kernels); `value_compression`: their size
+  Huffman-coded (a real code per tensor) and their entropy, beside the
+  file's own size.
 - `tflite_file_path`: the one conversion of a file argument (a path or a
   `TFLiteExport`) that every function above, and every tfcompress function
   that takes a `.tflite` file, goes through.
@@ -42,6 +46,14 @@ from tfcompress.litert.tflite_model import TensorQuantization
 from tfcompress.litert.tflite_model import TFLiteOp
 from tfcompress.litert.tflite_model import TFLiteTensor
 from tfcompress.litert.tflite_file_path import tflite_file_path
+from tfcompress.litert.value_compression import ValueCompression
+from tfcompress.litert.value_compression import entropy_bits
+from tfcompress.litert.value_compression import huffman_bits
+from tfcompress.litert.value_compression import huffman_code_lengths
+from tfcompress.litert.value_compression import value_compression
+from tfcompress.litert.weight_values import TFLiteWeight
+from tfcompress.litert.weight_values import kernels
+from tfcompress.litert.weight_values import tflite_weights
 
 __all__ = [
     "LiteRTModel",
@@ -60,4 +72,12 @@ __all__ = [
     "Precision",
     "FloatOp",
     "tflite_file_path",
+    "tflite_weights",
+    "kernels",
+    "TFLiteWeight",
+    "value_compression",
+    "ValueCompression",
+    "huffman_code_lengths",
+    "huffman_bits",
+    "entropy_bits",
 ]

@@ -6,7 +6,9 @@
   `strip` for a plain copy and a `SparsityReport`.
 - The mask maths on their own: `magnitude_mask`, `m_by_n_mask`; a mask
   kept on a kernel through training (what the callback drives, usable in a
-  custom training loop): `KernelMask`, `release_mask`.
+  custom training loop): `KernelMask`, `release_mask`, `is_masked`;
+  `hold_zeros` to keep a pruned model's zeros through more training
+  (quantization-aware training keeps them this way).
 - Structured pruning that physically removes channels: `prune_channels`,
   and `sensitivity_analysis` to see which layers tolerate it.
 """
@@ -17,6 +19,7 @@ from tfcompress.pruning.channels import ChannelPruningRow
 from tfcompress.pruning.channels import prunable_channel_groups
 from tfcompress.pruning.channels import prune_channels
 from tfcompress.pruning.kernel_masks import KernelMask
+from tfcompress.pruning.kernel_masks import is_masked
 from tfcompress.pruning.kernel_masks import release_mask
 from tfcompress.pruning.masks import m_by_n_mask
 from tfcompress.pruning.masks import magnitude_mask
@@ -29,6 +32,8 @@ from tfcompress.pruning.sparsity_report import KernelSparsity
 from tfcompress.pruning.sparsity_report import SparsityReport
 from tfcompress.pruning.sparsity_report import sparsity_report
 from tfcompress.pruning.strip import strip
+from tfcompress.pruning.zero_masks import HeldZeros
+from tfcompress.pruning.zero_masks import hold_zeros
 
 __all__ = [
     "IMPORTANCE_CRITERIA",
@@ -36,11 +41,14 @@ __all__ = [
     "ChannelPruningRow",
     "ConstantSparsity",
     "KernelMask",
+    "HeldZeros",
     "KernelSparsity",
     "PolynomialDecay",
     "PruningSchedule",
     "SensitivityReport",
     "SparsityReport",
+    "hold_zeros",
+    "is_masked",
     "m_by_n_mask",
     "magnitude_mask",
     "prunable_channel_groups",

@@ -209,3 +209,17 @@ def release_mask(variable):
         variable.constraint = variable.constraint.inner
         return True
     return False
+
+
+def is_masked(variable):
+    """Whether a pruning mask is among `variable`'s constraints now.
+
+    Constraints that wrap another (a mask, weight clustering) keep it as
+    `inner`; the whole chain is searched.
+    """
+    constraint = variable.constraint
+    while constraint is not None:
+        if isinstance(constraint, _MaskConstraint):
+            return True
+        constraint = getattr(constraint, "inner", None)
+    return False

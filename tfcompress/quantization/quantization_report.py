@@ -53,6 +53,9 @@ class QuantizationReport(Report):
             tensor that gets its own int8 scale in TFLite).
         weight_bits: Bits simulated for kernels.
         activation_bits: Bits simulated for activations.
+        sparse_kernels: `(path, sparsity)` of each kernel whose zeros are
+            held through training (`preserve_sparsity=True`), paths in the
+            quantization-aware model.
     """
 
     model_name: str
@@ -60,6 +63,7 @@ class QuantizationReport(Report):
     output_quantizers: int
     weight_bits: int
     activation_bits: int
+    sparse_kernels: tuple = ()
 
     summary = ("quantized", "float_layers")
 
@@ -82,6 +86,11 @@ class QuantizationReport(Report):
             f"{self.weight_bits}-bit kernels, {self.output_quantizers} "
             f"{self.activation_bits}-bit activation quantizers",
         ]
+        if self.sparse_kernels:
+            held = ", ".join(
+                f"{path} {sparsity:.1%}" for path, sparsity in self.sparse_kernels
+            )
+            lines.append(f"zeros held through training: {held}")
         table = format_table(
             ("Mode", "Layer (type)", "Reason"),
             [

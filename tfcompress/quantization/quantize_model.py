@@ -8,6 +8,7 @@ from tfcompress.graph import functional_graph
 from tfcompress.graph import layer_tree
 from tfcompress.graph import registry
 from tfcompress.graph.filters import LayerFilter
+from tfcompress.pruning.zero_masks import hold_zeros
 from tfcompress.quantization.activation_quantizer import ActivationQuantizer
 from tfcompress.quantization.fake_quant import check_bits
 from tfcompress.quantization.freezable_batch_normalization import (
@@ -38,6 +39,7 @@ def quantize_model(
     activation_bits=8,
     strict=False,
     data=None,
+    preserve_sparsity=True,
 ):
     """Returns a copy of `model` that simulates TFLite's int8 arithmetic.
 
@@ -123,6 +125,18 @@ def quantize_model(
             to initialize each activation range from data. Without it,
             ranges start at [-6, 6] and the first training batch sets them.
             Defaults to `None`.
+        preserve_sparsity: If `True`, the zeros of a pruned model (magnitude
+            or N:M, e.g. after `tfcompress.callbacks.MagnitudePruning`)
+            stay zero through quantization-aware training (pruning-preserving
+            QAT, tfmot's PQAT): each kernel with exact zeros gets a
+            `tfcompress.pruning.KernelMask` holding them, applied after
+            every optimizer update (see `tfcompress.pruning.hold_zeros`).
+            Zero rounds to zero on the symmetric int8 grid, so the int8
+            kernels of the exported file keep them. A dense float model has
+            no exact zeros, so this changes nothing there; hence on by
+            default. The masks are not saved with the model:
+            `QuantizationAwareTraining(preserve_sparsity=True)` attaches
+            them again for a reloaded model. Defaults to `True`.
 
     Returns:
         `(qat_model, report)`: the new functional model, compiled like
@@ -157,6 +171,11 @@ def quantize_model(
         raise ValueError(
             f"`strict` must be True or False. Received: strict={strict!r}"
         )
+    if not isinstance(preserve_sparsity, bool):
+        raise ValueError(
+            "`preserve_sparsity` must be True or False. "
+            f"Received: preserve_sparsity={preserve_sparsity!r}"
+        )
     if not isinstance(model, keras.Model) or not model.built:
         raise ValueError(
             "Expected a built Keras model (Sequential or functional). "
@@ -177,12 +196,14 @@ def quantize_model(
     qat_model = rewrite.build(name=f"{model.name}_qat")
     if data is not None:
         initialize_ranges(qat_model, data)
+    held = hold_zeros(qat_model) if preserve_sparsity else ()
     report = QuantizationReport(
         model_name=model.name,
         rows=tuple(rewrite.rows),
         output_quantizers=rewrite.num_quantizers,
         weight_bits=weight_bits,
         activation_bits=activation_bits,
+        sparse_kernels=tuple((h.path, h.sparsity) for h in held),
     )
     return cloning.compile_like(qat_model, model), report
 
