@@ -145,3 +145,27 @@ def test_preserve_sparsity_must_be_a_bool(digits):
         quantize_model(model, preserve_sparsity="yes")
     with pytest.raises(ValueError, match="preserve_sparsity"):
         QuantizationAwareTraining(preserve_sparsity=1)
+
+
+def test_hold_zeros_skips_dense_and_all_zero_kernels():
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(4, name="sparse"),
+            keras.layers.Dense(4, name="dense"),
+            keras.layers.Dense(3, kernel_initializer="zeros", name="untrained"),
+        ]
+    )
+    sparse = model.get_layer("sparse").kernel
+    values = keras.ops.convert_to_numpy(sparse)
+    values[:3] = 0.0
+    sparse.assign(values)
+    held = tfcompress.pruning.hold_zeros(model)
+    assert [(h.path.split("/")[0], h.zeros, h.size) for h in held] == [
+        ("sparse", 12, 24)
+    ]
+    # The zero-initialized kernel is not frozen: one step moves it.
+    model.compile("sgd", "mse")
+    model.fit(np.ones((8, 6)), np.ones((8, 3)), epochs=1, verbose=0)
+    assert np.count_nonzero(model.get_layer("untrained").kernel.numpy()) > 0
+    assert np.all(model.get_layer("sparse").kernel.numpy()[:3] == 0)

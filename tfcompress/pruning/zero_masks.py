@@ -47,7 +47,9 @@ def hold_zeros(model):
     `tfcompress.pruning.sparsity_report`) with at least one entry exactly
     zero gets a `KernelMask` holding those zeros, as its constraint; a kernel
     already masked keeps its mask. A dense kernel (no exact zero: a trained
-    float weight is never exactly zero by chance) is left alone. The masks
+    float weight is never exactly zero by chance) is left alone, and so is
+    a kernel that is zero everywhere (zero-initialized, never trained: it
+    was not pruned, and a mask would freeze it at zero for good). The masks
     are not saved with the model; call this again after loading it.
 
     A train function traces the constraints when first called: attach the
@@ -72,7 +74,9 @@ def hold_zeros(model):
         variable = weight.variable
         values = keras.ops.convert_to_numpy(variable)
         zeros = int(values.size - np.count_nonzero(values))
-        if zeros == 0:
+        # All zeros is an untrained zero-initialized kernel, not a pruned
+        # one: holding it would stop it from ever learning.
+        if zeros == 0 or zeros == values.size:
             continue
         new = not is_masked(variable)
         if new:
