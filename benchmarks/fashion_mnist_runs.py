@@ -31,6 +31,32 @@ def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def import_peer(args, parser):
+    """`(tfmot, tf_keras)`, or `(None, None)` under `--skip-tfmot`."""
+    if args.skip_tfmot:
+        return None, None
+    try:
+        import tensorflow_model_optimization as tfmot
+        import tf_keras
+    except ImportError:
+        parser.error(
+            "tfmot is not installed: pip install -e '.[benchmarks]', "
+            "or pass --skip-tfmot"
+        )
+    return tfmot, tf_keras
+
+
+def load_data(args):
+    """Fashion-MNIST as `(x_train, y_train, x_test, y_test)`, logged."""
+    (x_train, y_train), (x_test, y_test) = (
+        tfcompress.datasets.load_fashion_mnist(
+            args.data_dir, train_limit=args.train_limit
+        )
+    )
+    log(f"Fashion-MNIST: {len(x_train)} train, {len(x_test)} test images")
+    return x_train, y_train, x_test, y_test
+
+
 def build(kind):
     """`plain_cnn` ("cnn") or `small_mobilenet_v2` ("mobilenet"), 28x28x1."""
     if kind == "cnn":

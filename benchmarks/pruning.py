@@ -34,6 +34,8 @@ import numpy as np  # noqa: E402
 import tfcompress  # noqa: E402
 from fashion_mnist_runs import DATA_DIR  # noqa: E402
 from fashion_mnist_runs import command_lines  # noqa: E402
+from fashion_mnist_runs import import_peer  # noqa: E402
+from fashion_mnist_runs import load_data  # noqa: E402
 from fashion_mnist_runs import step_time_lines  # noqa: E402
 from fashion_mnist_runs import build  # noqa: E402
 from fashion_mnist_runs import compile_keras3  # noqa: E402
@@ -327,23 +329,9 @@ def main(argv=None):
         args.epochs, args.finetune_epochs = 1, 1
         args.timing_steps, args.timing_rounds = 20, 1
         args.train_limit = 5000
-    tfmot = tf_keras = None
-    if not args.skip_tfmot:
-        try:
-            import tensorflow_model_optimization as tfmot
-            import tf_keras
-        except ImportError:
-            parser.error(
-                "tfmot is not installed: pip install -e '.[benchmarks]', "
-                "or pass --skip-tfmot"
-            )
-    (x_train, y_train), (x_test, y_test) = (
-        tfcompress.datasets.load_fashion_mnist(
-            args.data_dir, train_limit=args.train_limit
-        )
-    )
-    data = (x_train, y_train, x_test, y_test)
-    log(f"Fashion-MNIST: {len(x_train)} train, {len(x_test)} test images")
+    tfmot, tf_keras = import_peer(args, parser)
+    data = load_data(args)
+    x_train, y_train, x_test, y_test = data
     # One result file per model, written as soon as its runs end; the
     # step-time comparison (plain CNN) goes with the CNN.
     suffix = "_quick" if args.quick else ""

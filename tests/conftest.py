@@ -2,6 +2,11 @@ import os
 
 # Quiet TensorFlow's C++ logging before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One BLAS thread per test process: `make test` runs two workers on two
+# cores, and OpenBLAS's threads spin while they wait; oversubscribed, a
+# small SVD ran 80x slower (a tiny DenseNet's Tucker-2 decomposition on a
+# busy 2-core machine: 119 s with OpenBLAS's default threads, 5 s with one).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
@@ -13,6 +18,13 @@ import tensorflow as tf  # noqa: E402
 # longer than the few steps a test runs (a tiny DenseNet's 3 training
 # epochs: 47 s with XLA, 10 s without).
 tf.config.experimental.enable_op_determinism()
+
+try:  # Also when a plugin imported numpy before this file set the variable.
+    import threadpoolctl  # noqa: E402
+
+    threadpoolctl.threadpool_limits(1, user_api="blas")
+except ImportError:  # scikit-learn's dependency; the clustering extra.
+    pass
 
 from tfcompress.datasets import load_digits  # noqa: E402
 

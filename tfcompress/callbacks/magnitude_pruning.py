@@ -1,11 +1,11 @@
 """Magnitude pruning during `model.fit`, without wrapping the model."""
 
 import contextlib
-import numbers
 
 import keras
 import numpy as np
 
+from tfcompress import argument_validation
 from tfcompress.graph.filters import LayerFilter
 from tfcompress.pruning import masks as mask_maths
 from tfcompress.pruning.kernel_masks import KernelMask
@@ -136,15 +136,7 @@ class MagnitudePruning(keras.callbacks.Callback):
         else:
             _check_schedule(schedule, "schedule")
             LayerFilter.get(filters)
-        if (
-            isinstance(min_weights, bool)
-            or not isinstance(min_weights, numbers.Integral)
-            or min_weights < 0
-        ):
-            raise ValueError(
-                "`min_weights` must be an integer >= 0. "
-                f"Received: min_weights={min_weights!r}"
-            )
+        argument_validation.integer_at_least("min_weights", min_weights, 0)
         if importance not in mask_maths.IMPORTANCE_MEASURES:
             raise ValueError(
                 "`importance` must be one of "
@@ -162,15 +154,9 @@ class MagnitudePruning(keras.callbacks.Callback):
                 '`importance_data` is only used with importance="taylor"; '
                 'magnitude pruning needs no data.'
             )
-        if (
-            isinstance(importance_batches, bool)
-            or not isinstance(importance_batches, numbers.Integral)
-            or importance_batches < 1
-        ):
-            raise ValueError(
-                "`importance_batches` must be an integer >= 1. "
-                f"Received: importance_batches={importance_batches!r}"
-            )
+        argument_validation.positive_int(
+            "importance_batches", importance_batches
+        )
         if sparsity_m_by_n is not None:
             sparsity_m_by_n = mask_maths.validate_m_by_n(sparsity_m_by_n)
         if log_sparsity not in LOG_MODES:

@@ -2,6 +2,7 @@
 
 import numbers
 
+from tfcompress import argument_validation
 from tfcompress.clustering.centroids import check_initialization
 from tfcompress.clustering.kernel_clusters import KernelClusters
 from tfcompress.pruning.targets import select_weights
@@ -33,15 +34,7 @@ def check_arguments(
             raise ValueError(
                 f"`{name}` must be True or False. Received: {name}={value!r}"
             )
-    if (
-        isinstance(min_weights, bool)
-        or not isinstance(min_weights, numbers.Integral)
-        or min_weights < 0
-    ):
-        raise ValueError(
-            "`min_weights` must be an integer >= 0. "
-            f"Received: min_weights={min_weights!r}"
-        )
+    argument_validation.integer_at_least("min_weights", min_weights, 0)
 
 
 def channel_axes(weight):

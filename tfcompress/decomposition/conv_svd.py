@@ -25,7 +25,7 @@ def _matrix(layer):
     return kernel, kernel.reshape(-1, kernel.shape[-1])
 
 
-class ConvSVDMethod:
+class ConvSVDMethod(ranks.OneIntegerRank):
     """How `decompose` applies truncated SVD to a `Conv1D` or `Conv2D`.
 
     Method `"channel_svd"` (`"svd"` stays the `Dense` method).
@@ -65,15 +65,6 @@ class ConvSVDMethod:
             )
             return energy_rank(singular_values, rank)
         return ranks.positive_rank(argument, rank)
-
-    def exceeds_full_rank(self, layer, rank):
-        return rank > self.full_rank(layer)
-
-    def candidate_ranks(self, layer):
-        return list(range(1, self.full_rank(layer) + 1))
-
-    def default_grid(self, layer):
-        return ranks.powers_of_two_up_to(self.full_rank(layer))
 
     def macs(self, layer, input_shape, output_shape, rank):
         """MACs of one call of the replacement (batch of one)."""

@@ -122,7 +122,7 @@ def cp_kernel(input_factor, vertical_factor, horizontal_factor, output_factor):
     )
 
 
-class CPMethod:
+class CPMethod(ranks.OneIntegerRank):
     """How `decompose` applies CP to a `Conv2D` layer.
 
     A rank is an integer R: the layer becomes a `CPConv2D` of rank R.
@@ -147,15 +147,6 @@ class CPMethod:
                 f"{argument}={rank!r}"
             )
         return ranks.positive_rank(argument, rank)
-
-    def exceeds_full_rank(self, layer, rank):
-        return rank > self.full_rank(layer)
-
-    def candidate_ranks(self, layer):
-        return list(range(1, self.full_rank(layer) + 1))
-
-    def default_grid(self, layer):
-        return ranks.powers_of_two_up_to(self.full_rank(layer))
 
     def macs(self, layer, input_shape, output_shape, rank):
         """MACs of one call of the `CPConv2D` (batch of one)."""

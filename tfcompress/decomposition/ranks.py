@@ -53,3 +53,21 @@ def powers_of_two_up_to(full_rank):
         grid.append(rank)
         rank *= 2
     return grid + [full_rank]
+
+
+class OneIntegerRank:
+    """Rank defaults of a method whose rank is one integer in [1, full rank].
+
+    Mixed into the SVD, channel-SVD and CP methods (Tucker-2's rank is a
+    pair); the class supplies `full_rank(layer)`.
+    """
+
+    def exceeds_full_rank(self, layer, rank):
+        return rank > self.full_rank(layer)
+
+    def candidate_ranks(self, layer):
+        """Every valid rank, in increasing order of MACs."""
+        return list(range(1, self.full_rank(layer) + 1))
+
+    def default_grid(self, layer):
+        return powers_of_two_up_to(self.full_rank(layer))

@@ -84,7 +84,7 @@ def svd_factors(kernel, rank):
     return u.astype("float32"), v.astype("float32")
 
 
-class SVDMethod:
+class SVDMethod(ranks.OneIntegerRank):
     """How `decompose` applies truncated SVD to a `Dense` layer.
 
     A rank is an integer r (the layer becomes `LowRankDense` with rank r)
@@ -113,16 +113,6 @@ class SVDMethod:
             )
             return energy_rank(singular_values, rank)
         return ranks.positive_rank(argument, rank)
-
-    def exceeds_full_rank(self, layer, rank):
-        return rank > self.full_rank(layer)
-
-    def candidate_ranks(self, layer):
-        """Every valid rank, in increasing order of MACs."""
-        return list(range(1, self.full_rank(layer) + 1))
-
-    def default_grid(self, layer):
-        return ranks.powers_of_two_up_to(self.full_rank(layer))
 
     def macs(self, layer, input_shape, output_shape, rank):
         """MACs of one call of the `LowRankDense` (batch of one)."""
