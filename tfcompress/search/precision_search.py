@@ -164,6 +164,9 @@ class PrecisionSearchProblem:
         trial.set_user_attr("latency_ratio", measured.latency_ratio)
         trial.set_user_attr("within_budget", measured.within_budget)
         trial.set_user_attr("constraints", violations)
+        if hasattr(trial, "set_constraint"):  # Optuna >= 5
+            for kind, value in zip(self.budget.kinds, violations):
+                trial.set_constraint(kind, value)
         trial.set_user_attr("seconds", measured.seconds)
         return measured.accuracy, getattr(measured, self.objective_name)
 
@@ -177,12 +180,16 @@ def open_precision_study(storage, study_name, seed):
     """The multi-objective study (accuracy up, cost down), budget as a
     constraint; created, or loaded when its storage holds it already."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    constraints = {}
+    if not hasattr(optuna.trial.Trial, "set_constraint"):
+        # Optuna 4 reads constraints through the sampler (deprecated in 5).
+        constraints["constraints_func"] = _constraints
     return optuna.create_study(
         storage=storage_from(storage),
         study_name=study_name,
         directions=["maximize", "minimize"],
         sampler=optuna.samplers.TPESampler(
-            seed=seed, constraints_func=_constraints, n_startup_trials=5
+            seed=seed, n_startup_trials=5, **constraints
         ),
         load_if_exists=study_name is not None,
     )
@@ -337,6 +344,7 @@ def search_precision(
         if workers > 1 and study_name is None:
             study_name = "precision_search"
         study = open_precision_study(storage, study_name, seed)
+        _check_study(study, named, choices)
         total = len(choices) + trials
         progress = _Progress(total, say)
         if not study.trials:
@@ -362,12 +370,15 @@ def search_precision(
         )
         if path is None:
             path = os.path.join(tempfile.mkdtemp(), "mixed_precision.tflite")
+        # By position: a study resumed from a file named its ops after
+        # their tensors, one resumed from the model after its layers.
+        assignment = dict(zip(named, best.assignment.values()))
         export = write_export(
             path,
             quantize_content(
-                problem.content, problem.inspection, best.assignment, named, calibration
+                problem.content, problem.inspection, assignment, named, calibration
             ),
-            best.assignment,
+            assignment,
         )
     report = PrecisionSearchReport(
         model=name,
@@ -393,6 +404,22 @@ def search_precision(
         + f"; {report.seconds:.0f} s"
     )
     return export, report
+
+
+def _check_study(study, named, choices):
+    """A resumed study must hold trials of this model's ops and choices."""
+    for trial in study.trials:
+        if trial.state != optuna.trial.TrialState.COMPLETE:
+            continue
+        params = trial.params
+        if len(params) != len(named) or not set(params.values()) <= set(choices):
+            raise ValueError(
+                f"The study {study.study_name!r} holds trials of another "
+                f"search ({len(params)} ops, choices "
+                f"{sorted(set(params.values()))}); this one has "
+                f"{len(named)} ops and choices {list(choices)}. Use another "
+                "`study_name` or `storage`."
+            )
 
 
 def _completed(study):
