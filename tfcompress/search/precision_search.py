@@ -156,6 +156,26 @@ class PrecisionSearchProblem:
             op: trial.suggest_categorical(f"op_{i}", self.choices)
             for i, op in enumerate(self.named)
         }
+        # On a few categorical choices per op TPE often proposes an
+        # assignment again; measuring it again would teach it nothing. The
+        # repeat is skipped and an unmeasured assignment drawn at random is
+        # queued in its place (exploration, as TPE's own startup trials).
+        seen = {
+            tuple(other.params.get(f"op_{i}") for i in range(len(self.named)))
+            for other in trial.study.get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+            )
+        }
+        if tuple(assignment.values()) in seen:
+            rng = np.random.default_rng(trial.number)
+            for _ in range(100):
+                draw = tuple(rng.choice(self.choices) for _ in self.named)
+                if draw not in seen:
+                    trial.study.enqueue_trial(
+                        {f"op_{i}": str(c) for i, c in enumerate(draw)}
+                    )
+                    break
+            raise optuna.TrialPruned("an assignment measured before")
         measured, violations = self.measure(assignment, f"trial {trial.number}")
         trial.set_user_attr("assignment", assignment)
         trial.set_user_attr("size_bytes", measured.size_bytes)
@@ -224,7 +244,8 @@ def search_precision(
     LiteRT, bytes of the written file, and, when the budget bounds
     latency, median latency side by side with the float file. Optuna's
     multi-objective TPE sampler proposes the next assignment from the
-    accuracy and the cost so far, with the budget as a constraint. The
+    accuracy and the cost so far, with the budget as a constraint (an
+    assignment it proposes again is skipped, not counted). The
     uniform assignments (every op the same choice) are measured first.
     The most accurate assignment within the budget is written to `path`.
 
@@ -265,7 +286,8 @@ def search_precision(
             than the absolute times. Defaults to `1`.
         seed: Seeds the sampler (worker `i` uses `seed + 1 + i`).
             Defaults to `0`.
-        verbose: `0` silent, `1` a line per trial. Defaults to `1`.
+        verbose: `0` silent, `1` (or `2`, `"auto"`) a line per trial.
+            Defaults to `1`.
 
     Returns:
         `(export, report)`: a `TFLiteExport` of the best file (its
@@ -300,6 +322,7 @@ def search_precision(
     calibration_steps = argument_validation.positive_int(
         "calibration_steps", calibration_steps
     )
+    verbose = argument_validation.verbosity(verbose)
     say = print if verbose else (lambda *_: None)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
@@ -354,7 +377,11 @@ def search_precision(
         _check_reachable(study, budget)
         remaining = total - _completed(study)
         if remaining > 0 and workers == 1:
-            study.optimize(problem.objective, n_trials=remaining, callbacks=[progress])
+            study.optimize(
+                problem.objective,
+                n_trials=remaining * _ATTEMPTS,
+                callbacks=[progress, _StopAt(total)],
+            )
         elif remaining > 0:
             _run_workers(problem, storage, study_name, (total, remaining), workers, seed, verbose)
             study = open_precision_study(storage, study_name, seed)
@@ -464,7 +491,7 @@ class _Progress:
             f", latency {row.latency_ratio:.3f}x" if row.latency_ratio is not None else ""
         )
         self.say(
-            f"  {self.prefix}{row.name} ({trial.number + 1}/{self.trials}): "
+            f"  {self.prefix}{row.name} ({_completed(study)}/{self.trials}): "
             f"size {row.size_ratio:.3f}x{latency}, accuracy {row.accuracy:.4f}, "
             f"{'within' if row.within_budget else 'over'} budget, "
             f"{row.seconds:.1f} s"
@@ -487,6 +514,22 @@ def _trial_row(trial, num_ops):
         within_budget=trial.user_attrs["within_budget"],
         seconds=trial.user_attrs["seconds"],
     )
+
+
+# Proposals per counted trial at most, duplicates included: a small space
+# can run out of new assignments.
+_ATTEMPTS = 5
+
+
+class _StopAt:
+    """Optuna callback: stops the study once it holds `total` trials."""
+
+    def __init__(self, total):
+        self.total = total
+
+    def __call__(self, study, trial):
+        if _completed(study) >= self.total:
+            study.stop()
 
 
 # Worker processes.
@@ -542,8 +585,8 @@ def _worker_main(index, problem, storage, study_name, trials, seed, verbose):
     total, share = trials
     study.optimize(
         problem.objective,
-        n_trials=share,
-        callbacks=[_Progress(total, say, f"worker {index}: ")],
+        n_trials=share * _ATTEMPTS,
+        callbacks=[_Progress(total, say, f"worker {index}: "), _StopAt(total)],
     )
 
 
