@@ -472,8 +472,8 @@ def _check_reachable(study, budget):
         f"{ratio:.3f}x of the float file's bytes"
         + (f" and {latency:.3f}x of its latency" if latency is not None else "")
         + f" ({max(closest.user_attrs['constraints']):+.1%} over the tightest "
-        "limit). Allow a larger budget, add a cheaper choice "
-        "(\"int4_weights\" for size), or prune the model first."
+        "limit). Allow a larger budget, add a cheaper choice (\"int4_weights\" "
+        "is the smallest, \"int8\" the fastest), or prune the model first."
     )
 
 
