@@ -1,4 +1,4 @@
-"""Compression under a budget: per-layer search (AMC-style).
+"""Compression under a budget: per-layer search (AMC- and HAQ-style).
 
 - `Budget`: what the compressed model may cost (MACs, parameters),
   absolute or as a fraction of the original; `measure_cost`.
@@ -7,6 +7,12 @@
   accuracy after a short fine-tune, against uniform sparsity at the same
   budget. Studies persist in a journal file or database, resume, and run
   in several worker processes.
+- `search_precision`: each weighted op's precision (int8, int16
+  activations, int4 weights, float32) on a float `.tflite` file, applied
+  by ai-edge-quantizer (`pip install "tfcompress[mixed-precision]"`),
+  searched by Optuna's multi-objective TPE under a `TFLiteBudget` (file
+  bytes, LiteRT latency), every candidate measured in LiteRT;
+  `quantize_per_op` writes one given assignment.
 """
 
 try:
@@ -23,14 +29,26 @@ from tfcompress.search.budget import measure_cost  # noqa: E402
 from tfcompress.search.channel_search import search_channel_sparsity  # noqa: E402
 from tfcompress.search.search_report import ChannelSearchReport  # noqa: E402
 from tfcompress.search.search_report import SearchTrial  # noqa: E402
+from tfcompress.search.precision_recipe import quantize_per_op  # noqa: E402
+from tfcompress.search.precision_recipe import weighted_ops  # noqa: E402
+from tfcompress.search.precision_report import PrecisionSearchReport  # noqa: E402
+from tfcompress.search.precision_report import PrecisionTrial  # noqa: E402
+from tfcompress.search.precision_search import search_precision  # noqa: E402
 from tfcompress.search.study_storage import storage_from  # noqa: E402
+from tfcompress.search.tflite_budget import TFLiteBudget  # noqa: E402
 
 __all__ = [
     "Budget",
     "ChannelSearchReport",
     "Cost",
     "SearchTrial",
+    "PrecisionSearchReport",
+    "PrecisionTrial",
+    "TFLiteBudget",
     "measure_cost",
+    "quantize_per_op",
     "search_channel_sparsity",
+    "search_precision",
     "storage_from",
+    "weighted_ops",
 ]

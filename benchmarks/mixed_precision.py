@@ -1,0 +1,334 @@
+"""Per-layer precision search (HAQ-style) vs hand rules, measured in LiteRT.
+
+For a plain CNN and a small MobileNetV2-style model on Fashion-MNIST: a
+float model is trained and exported to float32 `.tflite`. Two budgets
+between all-int8 and float: the file's bytes, and its LiteRT latency (1
+thread, side by side with the float file), each a third of the way from all-int8 to float32. At each
+budget,
+`tfcompress.search.search_precision` (Optuna multi-objective TPE,
+ai-edge-quantizer recipes; choices int8, int16 activations, int4 weights,
+float32) searches each weighted op's precision, scored on 2,000
+validation images; then the searched file, the two hand rules ("first and
+last float", and "the most sensitive layer float": the one layer whose
+keeping in float gives the best validation accuracy, all others int8),
+all-int8 and float32 are scored on the 10,000 test images in LiteRT, and
+timed side by side. Last, tfcompress's own calibrated post-training
+quantization (`to_tflite(..., "int8")`) against ai-edge-quantizer's
+`static_wi8_ai8` recipe on the same float model and the same 100
+calibration images.
+
+    .venv/bin/python benchmarks/mixed_precision.py [--models cnn mobilenet]
+        [--trials 16] [--quick]
+
+Writes benchmarks/results/mixed_precision.md and .json.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tfcompress  # noqa: E402
+from fashion_mnist_runs import DATA_DIR  # noqa: E402
+from fashion_mnist_runs import build  # noqa: E402
+from fashion_mnist_runs import command_lines  # noqa: E402
+from fashion_mnist_runs import compile_keras3  # noqa: E402
+from fashion_mnist_runs import log  # noqa: E402
+from fashion_mnist_runs import top1  # noqa: E402
+from tfcompress.export import compare_latency  # noqa: E402
+from tfcompress.export import evaluate_tflite  # noqa: E402
+from tfcompress.export import inspect_tflite  # noqa: E402
+from tfcompress.export import tflite_precision  # noqa: E402
+from tfcompress.export import to_tflite  # noqa: E402
+from tfcompress.search import TFLiteBudget  # noqa: E402
+from tfcompress.search import quantize_per_op  # noqa: E402
+from tfcompress.search import search_precision  # noqa: E402
+from tfcompress.search import weighted_ops  # noqa: E402
+from tfcompress.search.precision_recipe import calibrate  # noqa: E402
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def hand_rules(model, float_path, calibration, validation, tmp):
+    """The two hand assignments, the second chosen on validation data."""
+    names = list(weighted_ops(float_path, model))
+    first_last = {n: "int8" for n in names}
+    first_last[names[0]] = first_last[names[-1]] = "float32"
+    best, best_accuracy = None, -1.0
+    for name in names:
+        path = os.path.join(tmp, "sensitivity.tflite")
+        quantize_per_op(
+            float_path, path, assignment={name: "float32"}, data=calibration, model=model
+        )
+        accuracy = evaluate_tflite(path, *validation)
+        if accuracy > best_accuracy:
+            best, best_accuracy = name, accuracy
+    sensitive = {n: "int8" for n in names}
+    sensitive[best] = "float32"
+    return {
+        "first and last float": first_last,
+        f"most sensitive float ({best})": sensitive,
+    }
+
+
+def file_row(path, test):
+    precision = tflite_precision(path)
+    return {
+        "bytes": os.path.getsize(path),
+        "test_accuracy": evaluate_tflite(path, *test, batch_size=500),
+        "integer_ops": f"{precision.num_integer_ops}/{precision.num_weighted_ops}",
+    }
+
+
+def run_budget(kind, model, float_path, files, rules, data, args, tmp, objective):
+    """One search at the cost of the first-and-last rule; all files on test."""
+    calibration, validation, test = data
+    int8_path = files["all int8"]
+    # A third of the way from all-int8 to float32: between the two.
+    if objective == "size":
+        ratio = os.path.getsize(int8_path) / os.path.getsize(float_path)
+        budget = TFLiteBudget(tflite_bytes_ratio=round(ratio + (1 - ratio) / 3, 3))
+    else:
+        ms = compare_latency([float_path, int8_path], num_runs=200, rounds=3)
+        ratio = ms[int8_path] / ms[float_path]
+        budget = TFLiteBudget(latency_ratio=round(min(1.0, ratio + (1 - ratio) / 3), 3))
+    log(f"{kind} {objective}: budget {budget}")
+    start = time.perf_counter()
+    export, report = search_precision(
+        model,
+        budget=budget,
+        data=calibration,
+        validation_data=validation,
+        trials=args.trials,
+        path=os.path.join(tmp, f"{kind}_{objective}_searched.tflite"),
+        latency_runs=args.latency_runs,
+        seed=0,
+        verbose=1,
+    )
+    seconds = time.perf_counter() - start
+    report.plot(RESULTS / f"mixed_precision_{kind}_{objective}.png")
+    candidates = {"float32": float_path, "all int8": files["all int8"]}
+    candidates.update({name: files[name] for name in rules})
+    candidates["searched"] = export.path
+    ms = compare_latency(list(candidates.values()), num_runs=200, rounds=5)
+    rows = {}
+    for name, path in candidates.items():
+        row = file_row(path, test)
+        row["size_ratio"] = row["bytes"] / os.path.getsize(float_path)
+        row["latency_ms"] = ms[path]
+        row["latency_ratio"] = ms[path] / ms[float_path]
+        limit = (
+            budget.tflite_bytes_ratio if objective == "size" else budget.latency_ratio
+        )
+        cost = row["size_ratio"] if objective == "size" else row["latency_ratio"]
+        # Latency is measured again here: 3% of slack for timing noise.
+        row["within_budget"] = cost <= limit * (1.0005 if objective == "size" else 1.03)
+        rows[name] = row
+        log(f"  {name}: {row}")
+    assignment = report.row(report.best).assignment
+    return {
+        "objective": objective,
+        "budget": str(budget),
+        "trials": len(report.rows),
+        "search_seconds": seconds,
+        "search_validation_best": report.best_accuracy,
+        "searched_assignment": assignment,
+        "rules": rules,
+        "files": rows,
+        "search_table": report.table(),
+    }
+
+
+def ptq_vs_aeq(kind, model, float_path, calibration, test, tmp):
+    """tfcompress's calibrated PTQ vs ai-edge-quantizer's static int8 recipe."""
+    from ai_edge_quantizer import quantizer
+    from ai_edge_quantizer import recipe
+
+    ptq = os.path.join(tmp, f"{kind}_ptq_int8.tflite")
+    start = time.perf_counter()
+    to_tflite(model, ptq, quantization="int8", data=calibration[:100], verbose=0)
+    ptq_seconds = time.perf_counter() - start
+    aeq = os.path.join(tmp, f"{kind}_aeq_int8.tflite")
+    start = time.perf_counter()
+    runner = quantizer.Quantizer(float_path, recipe.static_wi8_ai8())
+    ranges = calibrate(float_path, calibration, 100)
+    result = runner.quantize(ranges, enable_progress_report=False)
+    with open(aeq, "wb") as file:
+        file.write(result.quantized_model)
+    aeq_seconds = time.perf_counter() - start
+    ms = compare_latency([float_path, ptq, aeq], num_runs=200, rounds=5)
+    rows = {}
+    for name, path, seconds in (
+        ("tfcompress to_tflite int8", ptq, ptq_seconds),
+        ("ai-edge-quantizer static_wi8_ai8", aeq, aeq_seconds),
+    ):
+        row = file_row(path, test)
+        inspection = inspect_tflite(path)
+        row.update(
+            latency_ms=ms[path],
+            latency_ratio=ms[path] / ms[float_path],
+            seconds=seconds,
+            io=f"{inspection.input_dtypes[0]} -> {inspection.output_dtypes[0]}",
+            ops=len(inspection.ops),
+        )
+        rows[name] = row
+        log(f"  {name}: {row}")
+    return rows
+
+
+def run_model(kind, args, data):
+    (x_train, y_train), validation, test = data
+    keras.utils.set_random_seed(0)
+    model = compile_keras3(build(kind), 1e-3)
+    model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
+    log(f"{kind}: Keras test accuracy {top1(model, *test):.4f}")
+    calibration = x_train[: args.calibration]
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = os.path.join(tmp, f"{kind}_float.tflite")
+        to_tflite(model, float_path, verbose=0)
+        rules = hand_rules(model, float_path, calibration, validation, tmp)
+        names = list(weighted_ops(float_path, model))
+        files = {}
+        for name, assignment in [("all int8", {n: "int8" for n in names})] + list(
+            rules.items()
+        ):
+            files[name] = os.path.join(tmp, f"{kind}_{len(files)}.tflite")
+            quantize_per_op(
+                float_path, files[name], assignment=assignment, data=calibration, model=model
+            )
+        budgets = [
+            run_budget(
+                kind, model, float_path, files, rules,
+                (calibration, validation, test), args, tmp, objective,
+            )
+            for objective in args.objectives
+        ]
+        comparison = ptq_vs_aeq(kind, model, float_path, calibration, test, tmp)
+    return {
+        "model": kind,
+        "weighted_ops": len(names),
+        "budgets": budgets,
+        "ptq_vs_aeq": comparison,
+    }
+
+
+def markdown(results, args):
+    lines = [
+        "# Mixed precision: searched per-layer precision vs hand rules (LiteRT)",
+        "",
+        f"Fashion-MNIST, models trained {args.epochs} epochs on {args.train} "
+        f"images; search scored on {args.validation} validation images, "
+        f"{args.trials} searched trials after the 4 uniform assignments; "
+        f"calibration on {args.calibration} training images. Every accuracy "
+        "below is top-1 on the 10,000 test images, run in LiteRT; every "
+        "latency is the median of one example on 1 thread, all files of a "
+        "table timed side by side in one run (5 rounds of 200 runs). The "
+        "budget lies a third of the way from all-int8 to float32; "
+        "\"within\" says whether a file meets it as measured here (latency "
+        "with 3% slack for timing noise).",
+        "",
+    ]
+    for result in results:
+        for entry in result["budgets"]:
+            lines += [
+                f"## {result['model']} ({result['weighted_ops']} weighted ops), "
+                f"{entry['objective']} budget: {entry['budget']}",
+                "",
+                f"Search: {entry['trials']} trials, {entry['search_seconds']:.0f} s "
+                "(1 worker, 2 shared cores).",
+                "",
+                "| File | Test accuracy | Bytes | Size | Latency | Within | Integer ops |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for name, row in entry["files"].items():
+                lines.append(
+                    f"| {name} | {row['test_accuracy']:.2%} | {row['bytes']:,} | "
+                    f"{row['size_ratio']:.3f}x | {row['latency_ms']:.3f} ms "
+                    f"({row['latency_ratio']:.2f}x) | "
+                    f"{'yes' if row['within_budget'] else 'no'} | "
+                    f"{row['integer_ops']} |"
+                )
+            fitting = {
+                name: row for name, row in entry["files"].items()
+                if name in entry["rules"] and row["within_budget"]
+            }
+            searched = entry["files"]["searched"]
+            if fitting:
+                best_rule = max(fitting, key=lambda n: fitting[n]["test_accuracy"])
+                gain = searched["test_accuracy"] - fitting[best_rule]["test_accuracy"]
+                lines += [
+                    "",
+                    f"Searched vs the best hand rule within the budget "
+                    f"({best_rule}): {gain:+.2%} test accuracy.",
+                ]
+            lines += [
+                "",
+                "Searched assignment: "
+                + ", ".join(f"{op}: {c}" for op, c in entry["searched_assignment"].items()),
+                "",
+            ]
+        lines += [
+            f"## {result['model']}: tfcompress PTQ vs ai-edge-quantizer static int8",
+            "",
+            "| Quantizer | Test accuracy | Bytes | Latency | Integer ops | I/O | Ops | Time |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, row in result["ptq_vs_aeq"].items():
+            lines.append(
+                f"| {name} | {row['test_accuracy']:.2%} | {row['bytes']:,} | "
+                f"{row['latency_ms']:.3f} ms ({row['latency_ratio']:.2f}x float) | "
+                f"{row['integer_ops']} | {row['io']} | {row['ops']} | "
+                f"{row['seconds']:.1f} s |"
+            )
+        lines.append("")
+    return "\n".join(lines + command_lines())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="*", default=["cnn", "mobilenet"])
+    parser.add_argument("--objectives", nargs="*", default=["size", "latency"])
+    parser.add_argument("--data-dir", default=str(DATA_DIR))
+    parser.add_argument("--train", type=int, default=20000)
+    parser.add_argument("--validation", type=int, default=2000)
+    parser.add_argument("--calibration", type=int, default=500)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--latency-runs", type=int, default=100)
+    parser.add_argument("--name", default="mixed_precision")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.train, args.validation, args.epochs, args.trials = 3000, 500, 1, 3
+        args.latency_runs = 20
+        args.name += "_quick"
+    (x_train, y_train), (x_test, y_test) = tfcompress.datasets.load_fashion_mnist(
+        args.data_dir
+    )
+    data = (
+        (x_train[: args.train], y_train[: args.train]),
+        (x_train[-args.validation :], y_train[-args.validation :]),
+        (x_test, y_test),
+    )
+    RESULTS.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    results = [run_model(kind, args, data) for kind in args.models]
+    log(f"total {time.perf_counter() - start:.0f} s")
+    (RESULTS / f"{args.name}.json").write_text(
+        json.dumps({"results": results}, indent=2, default=float)
+    )
+    text = markdown(results, args)
+    (RESULTS / f"{args.name}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main()
