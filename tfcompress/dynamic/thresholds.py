@@ -17,6 +17,7 @@ import numpy as np
 
 from tfcompress.analysis import profile
 from tfcompress.dynamic.exit_naming import exit_names
+from tfcompress.dynamic.runner import confidence
 from tfcompress.dynamic.stages import stage_macs
 from tfcompress.report import Report
 from tfcompress.report import Row
@@ -171,11 +172,8 @@ def calibrate_exits(
     y_val = np.asarray(y_val).reshape(-1)
     outputs = model.predict(np.asarray(x_val), batch_size=batch_size,
                             verbose=0)
-    probabilities = [_softmax(np.asarray(o, np.float64)) for o in outputs]
-    confidences = np.stack([p.max(axis=-1) for p in probabilities[:-1]])
-    correct = np.stack(
-        [np.argmax(p, axis=-1) == y_val for p in probabilities]
-    )
+    confidences = np.stack([confidence(o) for o in outputs[:-1]])
+    correct = np.stack([np.argmax(o, axis=-1) == y_val for o in outputs])
     per_stage = stage_macs(model)
     cumulative = np.cumsum(per_stage)
     full_macs = int(sum(per_stage) - _head_macs(model))
@@ -295,12 +293,6 @@ def _policy(model, thresholds, confidences, correct, cumulative, full_macs,
 def _head_macs(model):
     costs = profile(model)
     return sum(costs.row(name).macs for name in exit_names(model))
-
-
-def _softmax(logits):
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def _check_fraction(name, value):
