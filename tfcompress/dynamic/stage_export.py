@@ -1,13 +1,17 @@
 """Export of the stages of a model with exits to LiteRT: one `.tflite` file
-per stage (any `to_tflite` mode; int8 calibrated per stage), and one file
-holding every stage as a signature (float modes).
+per stage (any `to_tflite` mode), and one file holding every stage as a
+signature.
 
-Why per-stage files for int8: the TFLite converter's calibration runs a
-single-signature program. Converting the multi-signature program with a
-representative dataset that names each signature fails in the calibrator
-(TF 2.21: `read_variable.cc ... READ_VARIABLE failed to invoke`), so int8
-goes file by file, each stage calibrated on the features the float stages
-before it produce for the calibration data.
+Integer modes calibrate each stage on the features the float stages before
+it produce for the calibration data. Both kinds of file get that: per-stage
+files through `to_tflite`, and the single file through the converter's
+multi-signature calibration (a SavedModel with a signature per stage,
+written by Keras's `ExportArchive`, and a representative dataset that
+yields `(signature_key, inputs)` pairs: TF 2.21 calibrates every signature
+on its own examples). What does not calibrate is a multi-signature file
+from `TFLiteConverter.from_concrete_functions(functions, trackable)`: it
+keeps the weights as resource variables, and the calibrator fails on
+them (`READ_VARIABLE failed to invoke`).
 """
 
 import dataclasses
@@ -138,9 +142,9 @@ def export_stages(
     `quantization`; for the integer modes, stage 0 is calibrated on `data`
     and stage K on the features the float stages 0..K-1 compute from
     `data`. The single file holds every stage as a signature
-    (`"stage_K"`), converted from one concrete function per stage with
-    `tf.lite.TFLiteConverter.from_concrete_functions`; it is written for
-    the float modes only (see the module's docstring).
+    (`"stage_K"`), converted from a SavedModel with one endpoint per stage
+    (`keras.export.ExportArchive`) in the same mode, each signature
+    calibrated on its own stage's examples (see the module's docstring).
 
     Args:
         model: A model from `attach_exits`.
@@ -183,11 +187,13 @@ def export_stages(
     stages = stage_models(model)
     macs = stage_macs(model)
     features = None
+    calibration = {}
     if integer:
         features = np.asarray(data, np.float32)[:calibration_steps]
     rows = []
     for stage, stage_cost in zip(stages, macs):
         path = os.path.join(directory, f"{stage.name}.tflite")
+        calibration[stage.name] = features
         export = to_tflite(
             stage,
             path,
@@ -214,14 +220,13 @@ def export_stages(
     single, note, single_bytes = None, "", 0
     if not single_file:
         note = "not asked for (single_file=False)"
-    elif integer:
-        note = (
-            f"{quantization} is calibrated per stage, in the per-stage "
-            "files; the converter cannot calibrate several signatures"
-        )
     else:
         single = os.path.join(directory, SINGLE_FILE)
-        single_bytes = len(write_multi_signature(stages, single, quantization))
+        content = write_multi_signature(
+            stages, single, quantization,
+            calibration=calibration if integer else None,
+        )
+        single_bytes = len(content)
     return StageExport(
         rows=tuple(rows),
         quantization=quantization,
@@ -231,19 +236,27 @@ def export_stages(
     )
 
 
-def write_multi_signature(stages, path, quantization="none"):
+def write_multi_signature(stages, path, quantization="none",
+                          calibration=None):
     """Writes `stages` (from `stage_models`) as one `.tflite` file with a
     signature per stage, named after the stage; returns the bytes.
 
     Args:
         stages: Models with one input and named outputs.
         path: The file to write.
-        quantization: A float mode: `"none"`, `"float16"` or `"dynamic"`.
+        quantization: A `to_tflite` mode. Defaults to `"none"`.
+        calibration: For the integer modes, `{stage name: array of that
+            stage's input examples}`.
+
+    Raises:
+        ValueError: If an integer mode lacks a stage's calibration.
     """
-    if quantization in INTEGER_MODES:
+    integer = quantization in INTEGER_MODES
+    missing = [s.name for s in stages if s.name not in (calibration or {})]
+    if integer and missing:
         raise ValueError(
-            "A multi-signature file cannot be calibrated; use per-stage "
-            f"files for integer modes. Received: quantization={quantization!r}"
+            f"`quantization={quantization!r}` calibrates each signature: "
+            f"`calibration` needs examples for {missing}."
         )
     # Keras's ExportArchive writes one SavedModel with an endpoint per
     # stage; the converter turns each signature of it into a signature of
@@ -267,6 +280,10 @@ def write_multi_signature(stages, path, quantization="none"):
             setattr(converter.target_spec, name, value)
         if "optimizations" in settings:
             converter.optimizations = settings["optimizations"]
+        if integer:
+            converter.representative_dataset = _per_signature_examples(
+                calibration
+            )
         content = converter.convert()
 
     def write(tmp_path):
@@ -277,6 +294,17 @@ def write_multi_signature(stages, path, quantization="none"):
     # Read back: the file must parse.
     inspect_tflite(path)
     return content
+
+
+def _per_signature_examples(calibration):
+    # The converter's multi-signature form: `(signature_key, {input name:
+    # one example})`, each signature's own examples.
+    def examples():
+        for name, features in calibration.items():
+            for example in np.asarray(features, np.float32):
+                yield name, {FEATURES: example[None]}
+
+    return examples
 
 
 def _inference(stage):
