@@ -77,6 +77,7 @@ __all__ = [
     "datasets",
     "decomposition",
     "distillation",
+    "dynamic",
     "export",
     "graph",
     "keras_layers",
