@@ -4,12 +4,11 @@ import dataclasses
 
 import keras
 
-from tfcompress.analysis import profile
 from tfcompress.dynamic.exit_naming import exit_name
 from tfcompress.dynamic.exit_naming import exit_names
 from tfcompress.dynamic.stages import cut_layers
 from tfcompress.dynamic.stages import split_stages
-from tfcompress.dynamic.stages import stage_macs
+from tfcompress.dynamic.stages import stage_costs
 from tfcompress.report import Report
 from tfcompress.report import Row
 from tfcompress.report import format_table
@@ -154,17 +153,18 @@ def attach_exits(model, *, at, head=None):
     # Each stage must be a model of its own for the export: fail here, on
     # the cut that does not separate the graph, not later at export.
     split_stages(with_exits)
-    return with_exits, exit_report(with_exits, backbone=model)
+    return with_exits, exit_report(with_exits)
 
 
-def exit_report(model, backbone):
+def exit_report(model):
     """The `ExitReport` of a model from `attach_exits`."""
-    costs = profile(model)
-    backbone_macs = profile(backbone).macs
+    per_stage, heads = stage_costs(model)
     cumulative = 0
     rows = []
     cuts = cut_layers(model)
-    for name, cut, macs in zip(exit_names(model), cuts, stage_macs(model)):
+    for name, cut, macs, head_macs in zip(
+        exit_names(model), cuts, per_stage, heads
+    ):
         cumulative += macs
         head = model.get_layer(name)
         rows.append(
@@ -172,12 +172,13 @@ def exit_report(model, backbone):
                 name=name,
                 layer=cut,
                 feature_shape=tuple(int(d) for d in head.input.shape[1:]),
-                head_macs=costs.row(name).macs,
+                head_macs=head_macs,
                 macs_to_exit=cumulative,
             )
         )
+    total = sum(per_stage)
     return ExitReport(
-        rows=tuple(rows), backbone_macs=backbone_macs, total_macs=costs.macs
+        rows=tuple(rows), backbone_macs=total - sum(heads), total_macs=total
     )
 
 

@@ -95,4 +95,20 @@ def stage_macs(model):
     Stage K < last counts the backbone from cut K - 1 to cut K and exit
     K's head: what running it costs when the example goes on.
     """
-    return [profile(stage).macs for stage in split_stages(model)]
+    return stage_costs(model)[0]
+
+
+def stage_costs(model):
+    """`(stage MACs, head MACs)`: per example, one profile per stage.
+
+    The first list is `stage_macs`; the second holds the MACs of each
+    exit's head (part of its stage's), so that the backbone's MACs are
+    `sum(stage MACs) - sum(head MACs)`.
+    """
+    stages, heads = [], []
+    for index, stage in enumerate(split_stages(model)):
+        costs = profile(stage)
+        stages.append(costs.macs)
+        for name in exit_names(stage):
+            heads.append(costs.row(name).macs)
+    return stages, heads

@@ -15,10 +15,9 @@ import math
 
 import numpy as np
 
-from tfcompress.analysis import profile
 from tfcompress.dynamic.exit_naming import exit_names
 from tfcompress.dynamic.runner import confidence
-from tfcompress.dynamic.stages import stage_macs
+from tfcompress.dynamic.stages import stage_costs
 from tfcompress.report import Report
 from tfcompress.report import Row
 from tfcompress.report import format_table
@@ -168,28 +167,33 @@ def calibrate_exits(
         )
     if not given:
         given = {"max_accuracy_drop": 0.005}
+    ((key, value),) = given.items()
+    if key == "macs_budget":
+        if isinstance(value, bool) or not value > 0:
+            raise ValueError(
+                "`macs_budget` must be a positive number. Received: "
+                f"macs_budget={value!r}"
+            )
+    else:
+        _check_fraction(key, value)
     x_val, y_val = validation_data
     y_val = np.asarray(y_val).reshape(-1)
     outputs = model.predict(np.asarray(x_val), batch_size=batch_size,
                             verbose=0)
     confidences = np.stack([confidence(o) for o in outputs[:-1]])
     correct = np.stack([np.argmax(o, axis=-1) == y_val for o in outputs])
-    per_stage = stage_macs(model)
+    per_stage, heads = stage_costs(model)
     cumulative = np.cumsum(per_stage)
-    full_macs = int(sum(per_stage) - _head_macs(model))
+    full_macs = int(sum(per_stage) - sum(heads))
     full_accuracy = float(correct[-1].mean())
 
-    (key, value), = given.items()
     if key == "macs_budget":
         thresholds = _for_budget(value, confidences, correct, cumulative)
         target = f"macs_budget={value:,}"
     else:
+        accuracy_target = value
         if key == "max_accuracy_drop":
-            _check_fraction(key, value)
             accuracy_target = full_accuracy - value
-        else:
-            _check_fraction(key, value)
-            accuracy_target = value
         thresholds = _greedy(accuracy_target, confidences, correct)
         target = f"{key}={value}"
     return _policy(
@@ -288,11 +292,6 @@ def _policy(model, thresholds, confidences, correct, cumulative, full_macs,
         full_macs=full_macs,
         target=target,
     )
-
-
-def _head_macs(model):
-    costs = profile(model)
-    return sum(costs.row(name).macs for name in exit_names(model))
 
 
 def _check_fraction(name, value):
