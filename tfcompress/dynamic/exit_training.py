@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress.argument_validation import integer_at_least
+from tfcompress.argument_validation import verbosity
 from tfcompress.distillation import distillation_loss
 from tfcompress.dynamic.exit_naming import exit_names
 from tfcompress.report import Report
@@ -66,6 +67,7 @@ def train_exits(
     alpha=0.5,
     validation_data=None,
     seed=0,
+    verbose="auto",
 ):
     """Trains the exits of a model from `attach_exits`, in place.
 
@@ -94,6 +96,8 @@ def train_exits(
         validation_data: `(x_val, y_val)` to measure the exits on. Defaults
             to `None`: measured on the training data.
         seed: Seed of the shuffling. Defaults to `0`.
+        verbose: `0` silent; `1`, `2` or `"auto"` print one line per
+            epoch. Defaults to `"auto"`.
 
     Returns:
         `(model, ExitTrainingReport)`; the model is the one passed in.
@@ -120,6 +124,7 @@ def train_exits(
             "`model` has no exit heads; attach them with `attach_exits`. "
             f"Received: model={model.name!r}"
         )
+    verbose = verbosity(verbose)
     integer_at_least("epochs", epochs, minimum=1)
     integer_at_least("batch_size", batch_size, minimum=1)
     x = np.asarray(x, np.float32)
@@ -144,7 +149,7 @@ def train_exits(
 
     rng = np.random.default_rng(seed)
     losses = []
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = rng.permutation(len(x))
         total, count = 0.0, 0
         for start in range(0, len(x), batch_size):
@@ -153,6 +158,9 @@ def train_exits(
             total += float(loss) * len(batch)
             count += len(batch)
         losses.append(total / count)
+        if verbose:
+            print(f"train_exits ({mode}): epoch {epoch + 1}/{epochs}, "
+                  f"loss {losses[-1]:.4f}")
 
     eval_x, eval_y, measured_on = x, y, "training"
     if validation_data is not None:
@@ -179,7 +187,9 @@ def exit_accuracies(model, x, y, batch_size=256):
 def _train_step(model, optimizer, variables, mode, temperature, alpha):
     training = mode == "joint"
 
-    @tf.function
+    # No autograph: the step has no data-dependent control flow, and
+    # converting the closure only warns.
+    @tf.function(autograph=False)
     def step(x, y):
         with tf.GradientTape() as tape:
             outputs = model(x, training=training)

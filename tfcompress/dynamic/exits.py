@@ -137,7 +137,7 @@ def attach_exits(model, *, at, head=None):
     """
     _check_model(model)
     layer_names = _check_at(model, at)
-    num_classes = int(model.output.shape[-1])
+    num_classes = int(model.outputs[0].shape[-1])
     head = head or pooled_dense_head
     exits = []
     for index, name in enumerate(layer_names):
@@ -148,7 +148,7 @@ def attach_exits(model, *, at, head=None):
         head_model = keras.Sequential(list(layers), name=exit_name(index))
         exits.append(head_model(features))
     with_exits = keras.Model(
-        model.inputs, [*exits, model.output], name=f"{model.name}_exits"
+        model.inputs, [*exits, *model.outputs], name=f"{model.name}_exits"
     )
     # Each stage must be a model of its own for the export: fail here, on
     # the cut that does not separate the graph, not later at export.
@@ -194,10 +194,10 @@ def _check_model(model):
             f"Received: {len(model.inputs or [])} input(s), "
             f"{len(model.outputs or [])} output(s)"
         )
-    if len(model.output.shape) != 2:
+    if len(model.outputs[0].shape) != 2:
         raise ValueError(
             "`model`'s output must be logits of shape (batch, classes). "
-            f"Received: output shape {tuple(model.output.shape)}"
+            f"Received: output shape {tuple(model.outputs[0].shape)}"
         )
 
 
@@ -232,7 +232,7 @@ def _check_at(model, at):
                 "`at` must name layers with one output. Received: "
                 f"at={list(at)!r}; {name!r} has several"
             )
-        if output is model.output:
+        if output is model.outputs[0]:
             raise ValueError(
                 "`at` names the output layer, which is the final exit "
                 f"already. Received: at={list(at)!r}"

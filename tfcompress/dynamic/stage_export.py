@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress.argument_validation import integer_at_least
+from tfcompress.argument_validation import verbosity
 from tfcompress.dynamic.stages import split_stages
 from tfcompress.dynamic.stages import stage_macs
 from tfcompress.export import to_tflite
@@ -133,6 +134,7 @@ def export_stages(
     data=None,
     calibration_steps=100,
     single_file=True,
+    verbose="auto",
 ):
     """Writes the stages of a model with exits as `.tflite` files.
 
@@ -155,6 +157,8 @@ def export_stages(
         calibration_steps: Examples to calibrate on. Defaults to `100`.
         single_file: Whether to write `stages.tflite` too. Defaults to
             `True`.
+        verbose: `0` silent; `1`, `2` or `"auto"` print one line per file.
+            Defaults to `"auto"`.
 
     Returns:
         A `StageExport`.
@@ -177,6 +181,7 @@ def export_stages(
             f"Received: quantization={quantization!r}"
         )
     integer_at_least("calibration_steps", calibration_steps, minimum=1)
+    verbose = verbosity(verbose)
     integer = quantization in INTEGER_MODES
     if integer and data is None:
         raise ValueError(
@@ -212,6 +217,8 @@ def export_stages(
                 integer_ops=_integer_fraction(export.precision),
             )
         )
+        if verbose:
+            print(f"export_stages: {path} ({export.size_bytes:,} bytes)")
         if integer and FEATURES in stage.output:
             # The next stage is calibrated on what the float stages give.
             features = np.asarray(
@@ -227,6 +234,8 @@ def export_stages(
             calibration=calibration if integer else None,
         )
         single_bytes = len(content)
+        if verbose:
+            print(f"export_stages: {single} ({single_bytes:,} bytes)")
     return StageExport(
         rows=tuple(rows),
         quantization=quantization,
