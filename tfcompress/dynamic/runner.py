@@ -83,6 +83,7 @@ class EarlyExitRunner:
             if not self.staged:
                 self._runners = [self._load(path) for path in stages]
         self.paths = stages
+        self._input_names = {}
         self.num_stages = (
             len(self._runners) if self._runners is not None else len(stages)
         )
@@ -98,6 +99,15 @@ class EarlyExitRunner:
         (key,) = interpreter.get_signature_list()
         return interpreter.get_signature_runner(key)
 
+    def _input_name(self, runner):
+        # Read once per runner: the details are rebuilt on every call.
+        name = self._input_names.get(id(runner))
+        if name is None:
+            (name,) = runner.get_input_details()
+            if self._runners is not None:
+                self._input_names[id(runner)] = name
+        return name
+
     def run_stage(self, index, features):
         """Runs stage `index` on `features`; returns `(features, logits)`
         (`features` is `None` for the last stage), float32 arrays."""
@@ -105,7 +115,7 @@ class EarlyExitRunner:
             runner = self._runners[index]
         else:
             runner = self._load(self.paths[index])
-        (name,) = runner.get_input_details()
+        name = self._input_name(runner)
         outputs = runner(**{name: np.asarray(features, np.float32)})
         # Copied out, so that nothing points into a freed interpreter.
         logits = np.array(outputs[LOGITS], np.float32)
