@@ -17,6 +17,7 @@ them (`READ_VARIABLE failed to invoke`).
 import dataclasses
 import os
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -293,7 +294,13 @@ def write_multi_signature(stages, path, quantization="none",
             converter.representative_dataset = _per_signature_examples(
                 calibration
             )
-        content = converter.convert()
+        with warnings.catch_warnings():
+            # The calibrator builds a `tf.lite.Interpreter`, which warns
+            # that the class is deprecated: nothing the user can act on.
+            warnings.filterwarnings(
+                "ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated"
+            )
+            content = converter.convert()
 
     def write(tmp_path):
         with open(tmp_path, "wb") as f:
