@@ -106,7 +106,7 @@ def stage_costs(model):
     `sum(stage MACs) - sum(head MACs)`.
     """
     stages, heads = [], []
-    for index, stage in enumerate(split_stages(model)):
+    for stage in split_stages(model):
         costs = profile(stage)
         stages.append(costs.macs)
         for name in exit_names(stage):
