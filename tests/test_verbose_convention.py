@@ -7,6 +7,9 @@ import pytest
 
 from tfcompress.decomposition import decompose
 from tfcompress.decomposition import rank_selection
+from tfcompress.dynamic import attach_exits
+from tfcompress.dynamic import export_stages
+from tfcompress.dynamic import train_exits
 from tfcompress.export import to_tflite
 from tfcompress.pruning import prune_channels
 from tfcompress.pruning import sensitivity_analysis
@@ -42,6 +45,13 @@ def tools(model, tmp_path):
         "to_tflite": lambda v: to_tflite(
             model, tmp_path / "m.tflite", quantization="float16", verbose=v
         ),
+        "train_exits": lambda v: train_exits(
+            attach_exits(model, at=["hidden"])[0], x, y, verbose=v
+        ),
+        "export_stages": lambda v: export_stages(
+            attach_exits(model, at=["hidden"])[0], str(tmp_path / "stages"),
+            single_file=False, verbose=v,
+        ),
     }
 
 
@@ -53,13 +63,16 @@ def tools(model, tmp_path):
         "rank_selection",
         "sensitivity_analysis",
         "to_tflite",
+        "train_exits",
+        "export_stages",
     ],
 )
 def test_verbose_convention(model, tmp_path, capsys, name):
     tool = tools(model, tmp_path)[name]
-    # Each export converts: two of them are enough for to_tflite.
-    silent = (0,) if name == "to_tflite" else (0, False)
-    talking = ("auto",) if name == "to_tflite" else ("auto", 1, 2, True)
+    # Each export converts, each training traces: two calls are enough.
+    exports = ("to_tflite", "export_stages", "train_exits")
+    silent = (0,) if name in exports else (0, False)
+    talking = ("auto",) if name in exports else ("auto", 1, 2, True)
     for verbose in silent:
         tool(verbose)
         assert capsys.readouterr().out == "", verbose

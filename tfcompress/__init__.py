@@ -31,6 +31,9 @@ Subpackages:
 - `tfcompress.search`: compression under a budget: each layer's channel
   sparsity searched (AMC-style, on Optuna) so that the model fits a MACs
   or parameter budget with the best accuracy (the `search` extra).
+- `tfcompress.dynamic`: early exits (attach, train, calibrate thresholds),
+  stages exported to LiteRT and run until an exit is confident, with
+  staged loading.
 - `tfcompress.callbacks`: callbacks for `model.fit`.
 - `tfcompress.models`, `tfcompress.datasets`: reference models and bundled
   data for examples, tests and benchmarks.
@@ -48,6 +51,7 @@ from tfcompress import clustering
 from tfcompress import datasets
 from tfcompress import decomposition
 from tfcompress import distillation
+from tfcompress import dynamic
 from tfcompress import export
 from tfcompress import graph
 from tfcompress import litert
@@ -73,6 +77,7 @@ __all__ = [
     "datasets",
     "decomposition",
     "distillation",
+    "dynamic",
     "export",
     "graph",
     "keras_layers",

@@ -1,0 +1,302 @@
+"""Per-exit confidence thresholds for a target accuracy or a MACs budget.
+
+An example leaves at the first exit whose confidence (its largest softmax
+probability) reaches that exit's threshold; one that none reaches gets the
+final head's answer. Thresholds are chosen on validation data, greedily
+from the first exit on: each exit gets the lowest threshold (the most
+examples leaving there) that keeps the accuracy of the whole policy at the
+target, given the thresholds already chosen and no later exit taken.
+Early exits are the cheap ones, so filling them first saves the most MACs
+per point of accuracy given up.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from tfcompress.dynamic.exit_naming import exit_names
+from tfcompress.dynamic.runner import confidence
+from tfcompress.dynamic.stages import stage_costs
+from tfcompress.report import Report
+from tfcompress.report import Row
+from tfcompress.report import format_table
+
+# Candidate thresholds per exit: at most this many quantiles of its
+# confidences (every distinct value would be exact, and slow on large sets).
+CANDIDATES = 400
+
+
+@dataclasses.dataclass(frozen=True)
+class ExitDecision(Row):
+    """What one exit does under a policy.
+
+    Attributes:
+        name: `"exit_K"`, or `"final"`.
+        threshold: Confidence (max softmax) at which examples leave here;
+            `None` for the final head (all remaining leave) and for an exit
+            that is never taken.
+        exit_rate: Fraction of the examples that leave here.
+        accuracy: Top-1 of the examples that leave here (`None` if none).
+        macs: MACs per example spent by an example that leaves here.
+    """
+
+    name: str
+    threshold: float | None
+    exit_rate: float
+    accuracy: float | None
+    macs: int
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class ExitPolicy(Report):
+    """Result of `calibrate_exits`: thresholds and what they cost.
+
+    Attributes:
+        rows: One `ExitDecision` per exit, then `"final"`.
+        thresholds: One threshold per exit (`math.inf`: never taken), for
+            `EarlyExitRunner`.
+        accuracy: Top-1 of the policy on the data it was chosen on.
+        full_accuracy: Top-1 of the final head alone on the same data.
+        average_macs: MACs per example under the policy, averaged.
+        full_macs: MACs per example of the backbone and final head alone
+            (the model without exits).
+        target: What the thresholds were chosen for, as text.
+    """
+
+    rows: tuple
+    thresholds: tuple
+    accuracy: float
+    full_accuracy: float
+    average_macs: float
+    full_macs: int
+    target: str
+
+    summary = ("macs_ratio",)
+
+    @property
+    def macs_ratio(self):
+        """Average MACs under the policy / the model without exits."""
+        return self.average_macs / self.full_macs
+
+    def table(self):
+        def number(value, pattern):
+            return "-" if value is None else format(value, pattern)
+
+        lines = format_table(
+            ["exit", "threshold", "exit rate", "top-1", "MACs"],
+            [
+                [
+                    row.name,
+                    number(row.threshold, ".4f"),
+                    f"{row.exit_rate:.3f}",
+                    number(row.accuracy, ".4f"),
+                    f"{row.macs:,}",
+                ]
+                for row in self.rows
+            ],
+        )
+        lines.append(
+            f"target {self.target}: top-1 {self.accuracy:.4f} (final head "
+            f"alone {self.full_accuracy:.4f}); average MACs "
+            f"{self.average_macs:,.0f} = {self.macs_ratio:.3f} x "
+            f"{self.full_macs:,}"
+        )
+        return "\n".join(lines)
+
+
+def calibrate_exits(
+    model,
+    validation_data,
+    *,
+    max_accuracy_drop=None,
+    target_accuracy=None,
+    macs_budget=None,
+    batch_size=256,
+):
+    """Chooses each exit's confidence threshold on validation data.
+
+    Give at most one of the three targets; with none, the thresholds keep
+    the accuracy at most half a point below the final head's
+    (`max_accuracy_drop=0.005`). For a MACs budget, the accuracy target is
+    bisected: the highest target whose thresholds average at most
+    `macs_budget` MACs per example.
+
+    MACs per stage come from `tfcompress.analysis.profile` of each stage
+    (`split_stages`); an example that goes on past an exit has paid for
+    that exit's head too.
+
+    Args:
+        model: A model from `attach_exits`, its exits trained.
+        validation_data: `(x_val, y_val)`, integer labels.
+        max_accuracy_drop: Largest accepted drop below the final head's
+            top-1, a fraction (0.005 is half a point).
+        target_accuracy: Lowest accepted top-1, a fraction.
+        macs_budget: Largest accepted average MACs per example.
+        batch_size: Examples per prediction batch. Defaults to `256`.
+
+    Returns:
+        An `ExitPolicy`.
+
+    Raises:
+        ValueError: If more than one target is given, a target is out of
+            range, or the budget is below what the first exit costs.
+
+    Example:
+
+    ```python
+    policy = calibrate_exits(with_exits, (x_val, y_val),
+                             max_accuracy_drop=0.005)
+    print(policy)  # thresholds, exit rates, average MACs
+    runner = EarlyExitRunner(files, policy.thresholds)
+    ```
+    """
+    given = {
+        key: value
+        for key, value in dict(
+            max_accuracy_drop=max_accuracy_drop,
+            target_accuracy=target_accuracy,
+            macs_budget=macs_budget,
+        ).items()
+        if value is not None
+    }
+    if len(given) > 1:
+        raise ValueError(
+            "Give at most one of `max_accuracy_drop`, `target_accuracy`, "
+            f"`macs_budget`. Received: {given}"
+        )
+    if not given:
+        given = {"max_accuracy_drop": 0.005}
+    ((key, value),) = given.items()
+    if key == "macs_budget":
+        if isinstance(value, bool) or not value > 0:
+            raise ValueError(
+                "`macs_budget` must be a positive number. Received: "
+                f"macs_budget={value!r}"
+            )
+    else:
+        _check_fraction(key, value)
+    x_val, y_val = validation_data
+    y_val = np.asarray(y_val).reshape(-1)
+    outputs = model.predict(np.asarray(x_val), batch_size=batch_size,
+                            verbose=0)
+    confidences = np.stack([confidence(o) for o in outputs[:-1]])
+    correct = np.stack([np.argmax(o, axis=-1) == y_val for o in outputs])
+    per_stage, heads = stage_costs(model)
+    cumulative = np.cumsum(per_stage)
+    full_macs = int(sum(per_stage) - sum(heads))
+    full_accuracy = float(correct[-1].mean())
+
+    if key == "macs_budget":
+        thresholds = _for_budget(value, confidences, correct, cumulative)
+        target = f"macs_budget={value:,}"
+    else:
+        accuracy_target = value
+        if key == "max_accuracy_drop":
+            accuracy_target = full_accuracy - value
+        thresholds = _greedy(accuracy_target, confidences, correct)
+        target = f"{key}={value}"
+    return _policy(
+        model, thresholds, confidences, correct, cumulative, full_macs,
+        full_accuracy, target,
+    )
+
+
+def exit_indices(confidences, thresholds):
+    """Index of the exit each example leaves at (`len(thresholds)`: final).
+
+    Args:
+        confidences: Array `(exits, N)` of each exit's max softmax.
+        thresholds: One threshold per exit.
+    """
+    taken = confidences >= np.asarray(thresholds, np.float64)[:, None]
+    # The first exit taken; examples taking none go to the final head.
+    first = np.argmax(taken, axis=0)
+    return np.where(taken.any(axis=0), first, len(thresholds))
+
+
+def _evaluate(thresholds, confidences, correct, cumulative=None):
+    exits = exit_indices(confidences, thresholds)
+    columns = np.arange(correct.shape[1])
+    accuracy = correct[exits, columns].mean()
+    macs = None if cumulative is None else cumulative[exits].mean()
+    return accuracy, macs
+
+
+def _greedy(accuracy_target, confidences, correct):
+    thresholds = [math.inf] * len(confidences)
+    for index, values in enumerate(confidences):
+        quantiles = np.quantile(values, np.linspace(0.0, 1.0, CANDIDATES))
+        for candidate in np.unique(quantiles):
+            trial = list(thresholds)
+            trial[index] = float(candidate)
+            accuracy, _ = _evaluate(trial, confidences, correct)
+            # Round off float noise so that a target equal to an accuracy
+            # reached is met.
+            if accuracy >= accuracy_target - 1e-12:
+                thresholds = trial
+                break
+    return thresholds
+
+
+def _for_budget(budget, confidences, correct, cumulative):
+    cheapest = float(cumulative[0])
+    if budget < cheapest:
+        raise ValueError(
+            "`macs_budget` is below what the first exit costs, the least "
+            f"any example can spend. Received: macs_budget={budget:,}; "
+            f"first exit: {cheapest:,.0f} MACs"
+        )
+    low, high = 0.0, float(correct[-1].mean())
+    best = _greedy(low, confidences, correct)
+    for _ in range(30):
+        middle = (low + high) / 2
+        thresholds = _greedy(middle, confidences, correct)
+        _, macs = _evaluate(thresholds, confidences, correct, cumulative)
+        if macs <= budget:
+            best, low = thresholds, middle
+        else:
+            high = middle
+    return best
+
+
+def _policy(model, thresholds, confidences, correct, cumulative, full_macs,
+            full_accuracy, target):
+    exits = exit_indices(confidences, thresholds)
+    columns = np.arange(correct.shape[1])
+    names = [*exit_names(model), "final"]
+    rows = []
+    for index, name in enumerate(names):
+        leaving = exits == index
+        threshold = None
+        if index < len(thresholds) and math.isfinite(thresholds[index]):
+            threshold = float(thresholds[index])
+        rows.append(
+            ExitDecision(
+                name=name,
+                threshold=threshold,
+                exit_rate=float(leaving.mean()),
+                accuracy=(
+                    float(correct[index, leaving].mean())
+                    if leaving.any() else None
+                ),
+                macs=int(cumulative[index]),
+            )
+        )
+    return ExitPolicy(
+        rows=tuple(rows),
+        thresholds=tuple(float(t) for t in thresholds),
+        accuracy=float(correct[exits, columns].mean()),
+        full_accuracy=full_accuracy,
+        average_macs=float(cumulative[exits].mean()),
+        full_macs=full_macs,
+        target=target,
+    )
+
+
+def _check_fraction(name, value):
+    if isinstance(value, bool) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(
+            f"`{name}` must be a fraction in [0, 1]. Received: "
+            f"{name}={value!r}"
+        )
