@@ -436,6 +436,9 @@ def main(argv=None):
         if tfmot is not None:
             rows += run_tfmot(args, data, tmp, pretrained, tfmot, tf_keras)
     name = "collaborative_quick" if args.quick else "collaborative"
+    if args.deep_sparsity != parser.get_default("deep_sparsity"):
+        # Another Deep Compression sparsity: its own table, beside the main.
+        name += f"_deep{round(args.deep_sparsity * 100)}"
     os.makedirs(args.output_dir, exist_ok=True)
     table = markdown(rows, args, len(x_train))
     with open(os.path.join(args.output_dir, f"{name}.md"), "w") as f:

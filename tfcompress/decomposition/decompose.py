@@ -9,6 +9,7 @@ from tfcompress.analysis import profile
 from tfcompress.decomposition import fidelity
 from tfcompress.decomposition import layer_choice
 from tfcompress.decomposition import rank_choice
+from tfcompress.decomposition.blas_threads import single_blas_thread
 from tfcompress.decomposition.report import DecompositionReport
 from tfcompress.decomposition.report import LayerDecomposition
 from tfcompress.decomposition.report import format_rank
@@ -152,12 +153,15 @@ def decompose(
     candidates, skipped = layer_choice.choose_layers(model, method, rank, filters)
     before = profile(model)
     layer_choice.measure(candidates, before)
-    if target_macs_ratio is not None:
-        candidates, more_skipped = rank_choice.ranks_for_target(
-            candidates, before.macs, target_macs_ratio
-        )
-    else:
-        candidates, more_skipped = rank_choice.ranks_from_argument(candidates, rank)
+    with single_blas_thread():  # Energy-fraction ranks take SVDs too.
+        if target_macs_ratio is not None:
+            candidates, more_skipped = rank_choice.ranks_for_target(
+                candidates, before.macs, target_macs_ratio
+            )
+        else:
+            candidates, more_skipped = rank_choice.ranks_from_argument(
+                candidates, rank
+            )
     skipped.extend(more_skipped)
 
     probes = probe_inputs(model, candidates, data)
@@ -165,9 +169,10 @@ def decompose(
     results = []
     for candidate, probe in zip(candidates, probes):
         start = time.perf_counter()
-        new_layer, kernel_error = candidate.method.decompose(
-            candidate.layer, candidate.rank, options
-        )
+        with single_blas_thread():
+            new_layer, kernel_error = candidate.method.decompose(
+                candidate.layer, candidate.rank, options
+            )
         new_layer.trainable = candidate.layer.trainable
         output_error = fidelity.output_error(candidate.layer, new_layer, probe)
         replacements[candidate.layer.name] = new_layer

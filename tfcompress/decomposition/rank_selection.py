@@ -7,6 +7,7 @@ import time
 from tfcompress.analysis import profile
 from tfcompress.argument_validation import verbosity
 from tfcompress.decomposition import fidelity
+from tfcompress.decomposition.blas_threads import single_blas_thread
 from tfcompress.decomposition.decompose import iteration_options
 from tfcompress.decomposition.decompose import probe_inputs
 from tfcompress.decomposition.layer_choice import choose_layers
@@ -110,12 +111,13 @@ def rank_selection(
                 if isinstance(ranks, dict)
                 else f"ranks[{index}]"
             )
-            rank = layer_method.resolve_rank(layer, value, argument)
-            if layer_method.exceeds_full_rank(layer, rank):
-                continue
-            new_layer, kernel_error = layer_method.decompose(
-                layer, rank, options
-            )
+            with single_blas_thread():
+                rank = layer_method.resolve_rank(layer, value, argument)
+                if layer_method.exceeds_full_rank(layer, rank):
+                    continue
+                new_layer, kernel_error = layer_method.decompose(
+                    layer, rank, options
+                )
             macs = candidate.macs_after(rank)
             rows.append(
                 RankSelectionRow(
