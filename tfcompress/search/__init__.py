@@ -1,7 +1,10 @@
 """Compression under a budget: per-layer search (AMC-style).
 
-- `Budget`: what the compressed model may cost (MACs, parameters),
-  absolute or as a fraction of the original; `measure_cost`.
+- `Budget`: what the compressed model may cost (MACs, parameters, the
+  `.tflite` file's bytes, LiteRT latency), absolute or as a fraction of
+  the original; `measure_cost`, and `LiteRTCostMeter` for the file's.
+- `fit_channel_sparsity`: uniform (or given) sparsities scaled until the
+  model just fits the budget.
 - `search_channel_sparsity`: each channel group's sparsity, searched by
   Optuna's TPE so that the pruned model fits the budget with the best
   accuracy after a short fine-tune, against uniform sparsity at the same
@@ -20,7 +23,9 @@ except ImportError as error:
 from tfcompress.search.budget import Budget  # noqa: E402
 from tfcompress.search.budget import Cost  # noqa: E402
 from tfcompress.search.budget import measure_cost  # noqa: E402
+from tfcompress.search.channel_search import fit_channel_sparsity  # noqa: E402
 from tfcompress.search.channel_search import search_channel_sparsity  # noqa: E402
+from tfcompress.search.litert_cost import LiteRTCostMeter  # noqa: E402
 from tfcompress.search.search_report import ChannelSearchReport  # noqa: E402
 from tfcompress.search.search_report import SearchTrial  # noqa: E402
 from tfcompress.search.study_storage import storage_from  # noqa: E402
@@ -29,7 +34,9 @@ __all__ = [
     "Budget",
     "ChannelSearchReport",
     "Cost",
+    "LiteRTCostMeter",
     "SearchTrial",
+    "fit_channel_sparsity",
     "measure_cost",
     "search_channel_sparsity",
     "storage_from",
