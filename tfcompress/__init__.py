@@ -31,6 +31,10 @@ Subpackages:
 - `tfcompress.search`: compression under a budget: each layer's channel
   sparsity searched (AMC-style, on Optuna) so that the model fits a MACs
   or parameter budget with the best accuracy (the `search` extra).
+- `tfcompress.pipeline`: `compress` (also `tfcompress.compress`): a
+  trained model to an int8 LiteRT file under a budget (MACs, bytes,
+  measured latency) in one call: search, prune, distill, QAT, int8,
+  verify, with a report per step.
 - `tfcompress.callbacks`: callbacks for `model.fit`.
 - `tfcompress.models`, `tfcompress.datasets`: reference models and bundled
   data for examples, tests and benchmarks.
@@ -53,11 +57,13 @@ from tfcompress import graph
 from tfcompress import litert
 from tfcompress import layers
 from tfcompress import models
+from tfcompress import pipeline
 from tfcompress import pruning
 from tfcompress import quantization
 from tfcompress.analysis import profile
 from tfcompress.export import to_tflite
 from tfcompress.graph import register_layer
+from tfcompress.pipeline import compress
 
 # Last: the rules for Keras's layers reference every tool's building blocks.
 from tfcompress import keras_layers  # noqa: E402
@@ -79,9 +85,11 @@ __all__ = [
     "layers",
     "litert",
     "models",
+    "pipeline",
     "pruning",
     "quantization",
     "profile",
     "to_tflite",
     "register_layer",
+    "compress",
 ]

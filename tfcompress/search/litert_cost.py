@@ -127,26 +127,13 @@ class LiteRTCostMeter:
 
     def latency(self, paths):
         """Median ms of each file, timed side by side (files take turns)."""
-        paths = [os.fspath(p) for p in paths]
-        if self.latency_fn is None:
-            ms = compare_latency(
-                paths,
-                num_runs=self.num_runs,
-                rounds=self.rounds,
-                num_threads=self.num_threads,
-            )
-            return [ms[p] for p in paths]
-        times = {p: [] for p in paths}
-        for _ in range(self.rounds):
-            for path in paths:
-                seconds = self.latency_fn(path)
-                if not isinstance(seconds, (int, float)) or not seconds > 0:
-                    raise ValueError(
-                        "`latency_fn` must return a positive number of "
-                        f"seconds. Received: {seconds!r} for {path}"
-                    )
-                times[path].append(1000.0 * float(seconds))
-        return [statistics.median(times[p]) for p in paths]
+        return side_by_side_ms(
+            paths,
+            num_threads=self.num_threads,
+            latency_fn=self.latency_fn,
+            num_runs=self.num_runs,
+            rounds=self.rounds,
+        )
 
     def measure(self, model):
         """`(tflite_bytes, latency_ms, latency_ratio)` of a candidate.
@@ -164,3 +151,36 @@ class LiteRTCostMeter:
             return export.size_bytes, candidate_ms, candidate_ms / reference_ms
         finally:
             os.remove(export.path)
+
+
+def side_by_side_ms(paths, *, num_threads=1, latency_fn=None, num_runs=100, rounds=3):
+    """Median ms of each `.tflite` file, the files taking turns.
+
+    With `latency_fn=None`, `compare_latency` (`benchmark_tflite` on this
+    CPU with `num_threads`); otherwise `latency_fn(path) -> seconds` is
+    called on each file in turn, `rounds` times, and the median kept.
+
+    Returns:
+        A list of milliseconds, in the order of `paths`.
+    """
+    paths = [os.fspath(p) for p in paths]
+    if latency_fn is None:
+        ms = compare_latency(
+            paths, num_runs=num_runs, rounds=rounds, num_threads=num_threads
+        )
+        return [ms[p] for p in paths]
+    times = {p: [] for p in paths}
+    for _ in range(rounds):
+        for path in paths:
+            seconds = latency_fn(path)
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, (int, float))
+                or not seconds > 0
+            ):
+                raise ValueError(
+                    "`latency_fn` must return a positive number of seconds. "
+                    f"Received: {seconds!r} for {path}"
+                )
+            times[path].append(1000.0 * float(seconds))
+    return [statistics.median(times[p]) for p in paths]
