@@ -9,8 +9,8 @@ or from the user's `latency_fn(tflite_path) -> seconds` (a phone over adb,
 a device farm).
 
 Every candidate is measured; no per-layer lookup table predicts latency.
-Why: a conversion plus a timing is 2 to 5 s for the models we search, a
-bisection visits 6 to 8 distinct candidates, and a table summed per layer
+Why: a conversion plus a timing is 2 to 5 s for the models we search, a fit
+measures 3 to 8 candidates, and a table summed per layer
 misses what the runtime does across layers (fused activations, XNNPack's
 packing, per-op overhead, which dominates small models).
 """
