@@ -240,16 +240,22 @@ def compress(
             num_threads=num_threads, latency_fn=latency_fn, seed=seed,
             verbose=verbose,
         )
-        candidate, _ = prune_channels(source, sparsity=sparsity, verbose=0)
-        fmt = "int8" if quantize else "float32"
+        candidate, prune_report = prune_channels(source, sparsity=sparsity, verbose=0)
+        # The file the budget was measured on (int8 when the pipeline
+        # quantizes); for a budget on MACs or parameters, the float file,
+        # which is also the pruned model's.
+        fmt = "int8" if quantize and budget.needs_litert else "float32"
         export("search", candidate, fmt)
         record("search", fmt, _macs(candidate), search_accuracy, "keras",
                step_start, note)
 
     if "prune" in steps:
         step_start = time.perf_counter()
-        current, prune_report = prune_channels(source, sparsity=sparsity, verbose=0)
-        export("prune", current, "float32")
+        current = candidate  # `prune_channels(source, sparsity=sparsity)`
+        if fmt == "float32":
+            files["prune"] = files["search"]
+        else:
+            export("prune", current, "float32")
         record("prune", "float32", _macs(current), _top1(current, x_val, y_val),
                "keras", step_start,
                f"MACs {prune_report.macs_ratio:.3f}x, params "
