@@ -43,7 +43,7 @@ def test_pipeline_rows_carry_measured_numbers(trained, tmp_path, capsys):
         validation_data=validation,
         budget=Budget(macs_ratio=0.5),
         path=tmp_path / "digits_int8.tflite",
-        epochs=1,
+        epochs=2,
         qat_epochs=1,
         verbose=1,
     )
