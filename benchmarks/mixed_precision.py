@@ -47,7 +47,7 @@ from tfcompress.export import evaluate_tflite  # noqa: E402
 from tfcompress.export import inspect_tflite  # noqa: E402
 from tfcompress.export import tflite_precision  # noqa: E402
 from tfcompress.export import to_tflite  # noqa: E402
-from tfcompress.search import TFLiteBudget  # noqa: E402
+from tfcompress.search import Budget  # noqa: E402
 from tfcompress.search import quantize_per_op  # noqa: E402
 from tfcompress.search import search_precision  # noqa: E402
 from tfcompress.search import weighted_ops  # noqa: E402
@@ -94,11 +94,11 @@ def run_budget(kind, model, float_path, files, rules, data, args, tmp, objective
     # A third of the way from all-int8 to float32: between the two.
     if objective == "size":
         ratio = os.path.getsize(int8_path) / os.path.getsize(float_path)
-        budget = TFLiteBudget(tflite_bytes_ratio=round(ratio + (1 - ratio) / 3, 3))
+        budget = Budget(tflite_bytes_ratio=round(ratio + (1 - ratio) / 3, 3))
     else:
         ms = compare_latency([float_path, int8_path], num_runs=200, rounds=3)
         ratio = ms[int8_path] / ms[float_path]
-        budget = TFLiteBudget(latency_ratio=round(min(1.0, ratio + (1 - ratio) / 3), 3))
+        budget = Budget(latency_ratio=round(min(1.0, ratio + (1 - ratio) / 3), 3))
     log(f"{kind} {objective}: budget {budget}")
     start = time.perf_counter()
     export, report = search_precision(

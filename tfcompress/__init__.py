@@ -31,9 +31,16 @@ Subpackages:
 - `tfcompress.search`: compression under a budget: each layer's channel
   sparsity searched (AMC-style, on Optuna) so that the model fits a MACs
   or parameter budget with the best accuracy (the `search` extra).
+<<<<<<< HEAD
 - `tfcompress.dynamic`: early exits (attach, train, calibrate thresholds),
   stages exported to LiteRT and run until an exit is confident, with
   staged loading.
+=======
+- `tfcompress.pipeline`: `compress` (also `tfcompress.compress`): a
+  trained model to an int8 LiteRT file under a budget (MACs, bytes,
+  measured latency) in one call: search, prune, distill, QAT, int8,
+  verify, with a report per step.
+>>>>>>> compress
 - `tfcompress.callbacks`: callbacks for `model.fit`.
 - `tfcompress.models`, `tfcompress.datasets`: reference models and bundled
   data for examples, tests and benchmarks.
@@ -57,11 +64,13 @@ from tfcompress import graph
 from tfcompress import litert
 from tfcompress import layers
 from tfcompress import models
+from tfcompress import pipeline
 from tfcompress import pruning
 from tfcompress import quantization
 from tfcompress.analysis import profile
 from tfcompress.export import to_tflite
 from tfcompress.graph import register_layer
+from tfcompress.pipeline import compress
 
 # Last: the rules for Keras's layers reference every tool's building blocks.
 from tfcompress import keras_layers  # noqa: E402
@@ -84,9 +93,11 @@ __all__ = [
     "layers",
     "litert",
     "models",
+    "pipeline",
     "pruning",
     "quantization",
     "profile",
     "to_tflite",
     "register_layer",
+    "compress",
 ]

@@ -8,7 +8,7 @@ from tfcompress.models import small_mobilenet_v2
 
 COMMANDS = (
     "demo", "profile", "inspect", "export", "verify", "bench", "prune",
-    "decompose", "quantize",
+    "decompose", "quantize", "compress",
 )
 
 

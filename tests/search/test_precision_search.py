@@ -10,7 +10,6 @@ from tfcompress.export import evaluate_tflite
 from tfcompress.export import inspect_tflite
 from tfcompress.export import to_tflite
 from tfcompress.search import Budget
-from tfcompress.search import TFLiteBudget
 from tfcompress.search import quantize_per_op
 from tfcompress.search import search_precision
 from tfcompress.search import weighted_ops
@@ -95,7 +94,7 @@ def test_search_meets_the_size_budget_and_resumes(float_file, tmp_path, capsys):
     model, path, x, validation = float_file
     journal = tmp_path / "study.log"
     arguments = dict(
-        budget=TFLiteBudget(tflite_bytes_ratio=0.4),
+        budget=Budget(tflite_bytes_ratio=0.4),
         data=x,
         validation_data=validation,
         storage=journal,
@@ -139,7 +138,7 @@ def test_latency_budget_is_met_as_measured(float_file):
     _, path, x, validation = float_file
     export, report = search_precision(
         path,
-        budget=TFLiteBudget(latency_ratio=1.0),
+        budget=Budget(latency_ratio=1.0),
         data=x,
         validation_data=validation,
         trials=1,
@@ -161,13 +160,9 @@ def test_errors(float_file, tmp_path):
     good = dict(data=x, validation_data=validation, trials=1, verbose=0)
     with pytest.raises(ValueError, match="does not change MACs"):
         search_precision(path, budget=Budget(macs_ratio=0.5), **good)
-    with pytest.raises(ValueError, match="at least one limit"):
-        TFLiteBudget()
-    with pytest.raises(ValueError, match=r"fraction in \(0, 1\]"):
-        TFLiteBudget(latency_ratio=2.0)
-    with pytest.raises(ValueError, match="positive number of bytes"):
-        TFLiteBudget(tflite_bytes=-1)
-    budget = TFLiteBudget(tflite_bytes_ratio=0.5)
+    with pytest.raises(ValueError, match="file limits"):
+        search_precision(path, budget={"latency_ratio": 0.5}, **good)
+    budget = Budget(tflite_bytes_ratio=0.5)
     with pytest.raises(ValueError, match="`data`.*empty"):
         search_precision(
             path, budget=budget, data=np.zeros((0, 8, 8, 1)), validation_data=validation
@@ -180,7 +175,7 @@ def test_errors(float_file, tmp_path):
         search_precision(path, budget=budget, choices=("int8", "int3"), **good)
     # Unreachable: says how close the cheapest uniform assignment came.
     with pytest.raises(ValueError, match=r"not reachable.*every op int4_weights, keeps 0\.\d+x"):
-        search_precision(path, budget=TFLiteBudget(tflite_bytes_ratio=0.05), **good)
+        search_precision(path, budget=Budget(tflite_bytes_ratio=0.05), **good)
     # An int8 file has no float kernel left to choose a precision for.
     int8 = to_tflite(model, tmp_path / "int8.tflite", quantization="int8", data=x, verbose=0)
     with pytest.raises(ValueError, match="no weighted op with a float kernel"):

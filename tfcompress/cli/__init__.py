@@ -9,7 +9,9 @@ One module per subcommand, each with `add_parser` and `run`:
 - `verify MODEL.keras FILE.tflite --data x.npy`: LiteRT against Keras;
 - `bench FILE.tflite [FILE2 ...]`: latency side by side, with ratios;
 - `prune`, `decompose`, `quantize` (`transforms`): `.keras` in, `.keras`
-  and a report out.
+  and a report out;
+- `compress MODEL.keras --data train.npz --latency-ratio R`: the whole
+  pipeline (`tfcompress.compress`) to an int8 file within a budget.
 
 The subcommands only parse, call the library and print: the result (a
 table, or JSON with `--json`) on stdout, a timed progress line per step on
@@ -27,6 +29,7 @@ import warnings
 from tfcompress import native_stderr
 from tfcompress.cli import bench
 from tfcompress.cli import common
+from tfcompress.cli import compress
 from tfcompress.cli import demo
 from tfcompress.cli import export
 from tfcompress.cli import inspect
@@ -44,6 +47,7 @@ RUNNERS = {
     "prune": transforms.run_prune,
     "decompose": transforms.run_decompose,
     "quantize": transforms.run_quantize,
+    "compress": compress.run,
 }
 
 
@@ -69,6 +73,7 @@ def build_parser():
     verify.add_parser(commands)
     bench.add_parser(commands)
     transforms.add_parsers(commands)
+    compress.add_parser(commands)
     return parser
 
 

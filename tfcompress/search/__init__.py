@@ -1,7 +1,10 @@
 """Compression under a budget: per-layer search (AMC- and HAQ-style).
 
-- `Budget`: what the compressed model may cost (MACs, parameters),
-  absolute or as a fraction of the original; `measure_cost`.
+- `Budget`: what the compressed model may cost (MACs, parameters, the
+  `.tflite` file's bytes, LiteRT latency), absolute or as a fraction of
+  the original; `measure_cost`, and `LiteRTCostMeter` for the file's.
+- `fit_channel_sparsity`: uniform (or given) sparsities scaled until the
+  model just fits the budget.
 - `search_channel_sparsity`: each channel group's sparsity, searched by
   Optuna's TPE so that the pruned model fits the budget with the best
   accuracy after a short fine-tune, against uniform sparsity at the same
@@ -10,8 +13,8 @@
 - `search_precision`: each weighted op's precision (int8, int16
   activations, int4 weights, float32) on a float `.tflite` file, applied
   by ai-edge-quantizer (`pip install "tfcompress[mixed-precision]"`),
-  searched by Optuna's multi-objective TPE under a `TFLiteBudget` (file
-  bytes, LiteRT latency), every candidate measured in LiteRT;
+  searched by Optuna's multi-objective TPE under a `Budget` on the file
+  (bytes, LiteRT latency), every candidate measured in LiteRT;
   `quantize_per_op` writes one given assignment.
 """
 
@@ -26,7 +29,9 @@ except ImportError as error:
 from tfcompress.search.budget import Budget  # noqa: E402
 from tfcompress.search.budget import Cost  # noqa: E402
 from tfcompress.search.budget import measure_cost  # noqa: E402
+from tfcompress.search.channel_search import fit_channel_sparsity  # noqa: E402
 from tfcompress.search.channel_search import search_channel_sparsity  # noqa: E402
+from tfcompress.search.litert_cost import LiteRTCostMeter  # noqa: E402
 from tfcompress.search.search_report import ChannelSearchReport  # noqa: E402
 from tfcompress.search.search_report import SearchTrial  # noqa: E402
 from tfcompress.search.precision_recipe import quantize_per_op  # noqa: E402
@@ -35,16 +40,16 @@ from tfcompress.search.precision_report import PrecisionSearchReport  # noqa: E4
 from tfcompress.search.precision_report import PrecisionTrial  # noqa: E402
 from tfcompress.search.precision_search import search_precision  # noqa: E402
 from tfcompress.search.study_storage import storage_from  # noqa: E402
-from tfcompress.search.tflite_budget import TFLiteBudget  # noqa: E402
 
 __all__ = [
     "Budget",
     "ChannelSearchReport",
     "Cost",
+    "LiteRTCostMeter",
     "SearchTrial",
     "PrecisionSearchReport",
     "PrecisionTrial",
-    "TFLiteBudget",
+    "fit_channel_sparsity",
     "measure_cost",
     "quantize_per_op",
     "search_channel_sparsity",

@@ -27,6 +27,8 @@ from tfcompress.pruning.channels import prune_channels
 from tfcompress.search.budget import Budget
 from tfcompress.search.budget import Cost
 from tfcompress.search.budget import measure_cost
+from tfcompress.search.litert_cost import QUANTIZATIONS
+from tfcompress.search.litert_cost import LiteRTCostMeter
 from tfcompress.search.search_report import ChannelSearchReport
 from tfcompress.search.search_report import SearchTrial
 from tfcompress.search.study_storage import open_study
@@ -34,6 +36,12 @@ from tfcompress.search.study_storage import open_study
 # Bisection steps of `fit_to_budget`: the shared move is then known to
 # 2 / 2**10 of its range, finer than one channel of the layers we search.
 _BISECTION_STEPS = 10
+# With a budget on the .tflite file every step exports and times a
+# candidate (2 to 5 s): at most 6 secant steps (`_fit_measured`).
+_LITERT_BISECTION_STEPS = 6
+# A measured fit stops once the candidate is within 8% under the limit
+# (about the timing noise of a small model on a shared machine).
+_MEASURED_TOLERANCE = 0.08
 
 
 class ChannelSearchProblem:
@@ -55,11 +63,14 @@ class ChannelSearchProblem:
         fine_tune_epochs=1,
         batch_size=64,
         seed=0,
+        quantization="none",
+        num_threads=1,
+        latency_fn=None,
     ):
         self.model = model
         self.budget = budget
         self.x, self.y = data
-        self.x_val, self.y_val = validation_data
+        self.x_val, self.y_val = validation_data or (None, None)
         self.filters = filters
         self.importance = importance
         self.max_sparsity = max_sparsity
@@ -78,7 +89,27 @@ class ChannelSearchProblem:
                 )
                 + "; there is nothing to search."
             )
+        self.quantization = quantization
+        self.num_threads = num_threads
+        self.latency_fn = latency_fn
+        self.meter = None
         self.reference = measure_cost(model)
+        if budget.needs_litert:
+            self.meter = LiteRTCostMeter(
+                model,
+                quantization=quantization,
+                calibration_data=self.x,
+                num_threads=num_threads,
+                latency_fn=latency_fn,
+                measure_latency=budget.needs_latency,
+            )
+            self.reference = Cost(
+                macs=self.reference.macs,
+                params=self.reference.params,
+                tflite_bytes=self.meter.reference_bytes,
+                latency_ms=self.meter.reference_latency_ms,
+                latency_ratio=1.0 if budget.needs_latency else None,
+            )
         _, report = prune_channels(
             model, sparsity=self.sparsities([0.0] * len(self.groups)), verbose=0
         )
@@ -99,10 +130,19 @@ class ChannelSearchProblem:
         key = tuple(
             size - math.floor(s * size + 1e-9) for size, s in zip(self.sizes, proposal)
         )
+        if (
+            key == tuple(self.sizes)
+            and self.meter is not None
+            and self.quantization == "none"
+        ):
+            return self.reference  # Nothing pruned: the reference file.
         if key not in self._costs:
-            _, report = self._prune(proposal)
+            pruned, report = self._prune(proposal)
+            measured = (None, None, None)
+            if self.meter is not None:
+                measured = self.meter.measure(pruned)
             self._costs[key] = Cost(
-                macs=int(report.macs_after), params=int(report.params_after)
+                int(report.macs_after), int(report.params_after), *measured
             )
         return self._costs[key]
 
@@ -148,14 +188,23 @@ class ChannelSearchProblem:
         if not fits(1.0):
             cost = self.cost(moved(1.0))
             ratios = cost.ratio_to(self.reference)
+            measured = (
+                f" (measured on {self.meter.setting})" if self.meter else ""
+            )
             raise ValueError(
                 f"The budget ({self.budget}) is not reachable by channel "
                 f"pruning: with every channel group at max_sparsity="
                 f"{self.max_sparsity} the model keeps "
-                + ", ".join(f"{ratios[k]:.3f} of its {k}" for k in ratios)
+                + ", ".join(
+                    f"{ratios[k]:.3f} of its {_NAMES.get(k, k)}" for k in ratios
+                )
+                + _absolute(cost)
+                + measured
                 + ". Allow a larger budget or a larger `max_sparsity`, or "
                 "prune more layers (`filters`)."
             )
+        if self.meter is not None:
+            return self._fit_measured(moved)
         low, high = -1.0, 1.0
         for _ in range(_BISECTION_STEPS):
             middle = (low + high) / 2
@@ -163,6 +212,43 @@ class ChannelSearchProblem:
                 high = middle
             else:
                 low = middle
+        return moved(high), self.cost(moved(high))
+
+    def _fit_measured(self, moved):
+        """`fit_to_budget` when every candidate is exported and timed.
+
+        Regula falsi (Illinois variant) on the excess `max(cost / limit) -
+        1` between `t = -1` (too costly) and `t = 1` (fits): the excess
+        falls smoothly with `t`, so the secant lands near the limit in 2 to
+        4 measurements where bisection needs 6. The bracket is kept, so a
+        noisy timing cannot lose it; the fitting end is returned once it is
+        within `_MEASURED_TOLERANCE` of the limit or the bracket is narrow.
+        """
+
+        def excess(t):
+            cost = self.cost(moved(t))
+            return 1.0 / self.budget.slack(cost, self.reference) - 1.0
+
+        low, high = -1.0, 1.0
+        f_low, f_high = excess(low), excess(high)
+        weight_low = weight_high = 1.0  # Illinois: halve a stale end.
+        last = 0
+        for _ in range(_LITERT_BISECTION_STEPS):
+            if f_high > -_MEASURED_TOLERANCE or high - low < 2.0 / 64:
+                break
+            a, b = f_low * weight_low, f_high * weight_high
+            t = high - b * (high - low) / (b - a)
+            margin = (high - low) / 16  # Progress even when the secant stalls.
+            t = min(max(t, low + margin), high - margin)
+            f = excess(t)
+            if f <= 0:
+                high, f_high, weight_high = t, f, 1.0
+                weight_low = weight_low / 2 if last == 1 else 1.0
+                last = 1
+            else:
+                low, f_low, weight_low = t, f, 1.0
+                weight_high = weight_high / 2 if last == -1 else 1.0
+                last = -1
         return moved(high), self.cost(moved(high))
 
     def score(self, proposal):
@@ -196,8 +282,22 @@ class ChannelSearchProblem:
         trial.set_user_attr("sparsity", self.sparsities(fitted))
         trial.set_user_attr("macs_ratio", ratios["macs"])
         trial.set_user_attr("params_ratio", ratios["params"])
+        trial.set_user_attr("tflite_bytes_ratio", ratios.get("tflite_bytes"))
+        trial.set_user_attr("latency_ratio", ratios.get("latency_ms"))
         trial.set_user_attr("seconds", time.perf_counter() - start)
         return accuracy
+
+
+_NAMES = {"tflite_bytes": "file bytes", "latency_ms": "latency"}
+
+
+def _absolute(cost):
+    parts = []
+    if cost.tflite_bytes is not None:
+        parts.append(f"{cost.tflite_bytes:,} bytes")
+    if cost.latency_ms is not None:
+        parts.append(f"{cost.latency_ms:.3f} ms")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def top1_accuracy(model, x, y):
@@ -222,6 +322,9 @@ def search_channel_sparsity(
     study_name=None,
     workers=1,
     seed=0,
+    quantization="none",
+    num_threads=1,
+    latency_fn=None,
     verbose=1,
 ):
     """Searches each layer's channel sparsity for a budget (AMC-style).
@@ -263,6 +366,15 @@ def search_channel_sparsity(
             used. Defaults to `1`.
         seed: Seeds the sampler (worker `i` uses `seed + i`) and each
             fine-tune. Defaults to `0`.
+        quantization: For a budget on the `.tflite` file (bytes, latency):
+            how each candidate is exported to be measured, `"none"`
+            (float32) or `"int8"` (when the model will ship int8). Ratios
+            are always to the original model's float32 file, timed in the
+            same run. Defaults to `"none"`.
+        num_threads: LiteRT threads for latency timing. Defaults to `1`.
+        latency_fn: `fn(tflite_path) -> seconds` to time candidates
+            elsewhere (a phone) instead of `benchmark_tflite` here; must
+            be picklable with `workers > 1`. Defaults to `None`.
         verbose: `0` silent, `1` a line per trial. Defaults to `1`.
 
     Returns:
@@ -285,6 +397,7 @@ def search_channel_sparsity(
     ```
     """
     _check_arguments(model, budget, data, validation_data, max_sparsity)
+    _check_quantization(quantization)
     trials = argument_validation.positive_int("trials", trials)
     workers = argument_validation.positive_int("workers", workers)
     fine_tune_epochs = argument_validation.integer_at_least(
@@ -302,6 +415,9 @@ def search_channel_sparsity(
         fine_tune_epochs=fine_tune_epochs,
         batch_size=batch_size,
         seed=seed,
+        quantization=quantization,
+        num_threads=num_threads,
+        latency_fn=latency_fn,
     )
     say = print if verbose else (lambda *_: None)
     say(
@@ -373,6 +489,94 @@ def search_channel_sparsity(
     return pruned, report
 
 
+def fit_channel_sparsity(
+    model,
+    *,
+    budget,
+    data=None,
+    sparsity=None,
+    max_sparsity=0.9,
+    filters=None,
+    importance="l1",
+    quantization="none",
+    num_threads=1,
+    latency_fn=None,
+):
+    """Scales a sparsity per channel group until the model just fits.
+
+    The search's bounding step on its own: no training, no scoring. With
+    `sparsity=None` every group gets the same sparsity (uniform), the
+    least that fits `budget`; with a dict `{group: sparsity}` those are
+    moved together, in their proportions (AMC's bounding). A budget on the
+    `.tflite` file measures every candidate visited (see
+    `LiteRTCostMeter`).
+
+    Args:
+        model: A built Keras model. Not modified.
+        budget: A `tfcompress.search.Budget`.
+        data: `(x, y)` arrays or an array `x`: inputs to calibrate int8
+            candidates (`quantization="int8"`) and for Taylor importance.
+            Defaults to `None`.
+        sparsity: `{first layer of each group: sparsity}` to scale, or
+            `None` for uniform. Defaults to `None`.
+        max_sparsity, filters, importance, quantization, num_threads,
+        latency_fn: As in `search_channel_sparsity`.
+
+    Returns:
+        `(sparsity, cost, reference)`: the fitted `{group: sparsity}` (to
+        pass to `prune_channels`), its `Cost` and the original model's
+        (`cost.ratio_to(reference)` gives the ratios).
+
+    Raises:
+        ValueError: On a bad budget or arguments, or a budget that even
+            `max_sparsity` everywhere cannot meet (with how close it got).
+    """
+    if not isinstance(budget, Budget):
+        raise ValueError(
+            "`budget` must be a tfcompress.search.Budget, e.g. "
+            f"Budget(macs_ratio=0.5). Received: budget={budget!r}"
+        )
+    _check_sparsity_range(max_sparsity)
+    _check_quantization(quantization)
+    if data is None:
+        x = y = None
+    elif isinstance(data, (tuple, list)):
+        x, y = data
+    else:
+        x, y = data, None
+    if x is not None and len(x) == 0:
+        raise ValueError("`data` is empty: give at least one example.")
+    if x is None and (quantization == "int8" or importance == "taylor"):
+        raise ValueError(
+            f"`data` is needed with quantization={quantization!r} and "
+            f"importance={importance!r} (calibration / channel ranking)."
+        )
+    problem = ChannelSearchProblem(
+        model,
+        budget,
+        (x, y),
+        None,
+        filters=filters,
+        importance=importance,
+        max_sparsity=max_sparsity,
+        quantization=quantization,
+        num_threads=num_threads,
+        latency_fn=latency_fn,
+    )
+    if sparsity is None:
+        proposal = [0.0] * len(problem.groups)
+    else:
+        unknown = set(sparsity) - {group[0] for group in problem.groups}
+        if unknown:
+            raise ValueError(
+                f"`sparsity` names no channel group: {sorted(unknown)}. "
+                f"Groups: {[group[0] for group in problem.groups]}"
+            )
+        proposal = [sparsity.get(group[0], 0.0) for group in problem.groups]
+    fitted, cost = problem.fit_to_budget(proposal)
+    return problem.sparsities(fitted), cost, problem.reference
+
+
 def _completed(study):
     return sum(
         trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials
@@ -396,8 +600,13 @@ class _Progress:
 
 
 def _describe(row):
+    litert = ""
+    if row.tflite_bytes_ratio is not None:
+        litert += f", file {row.tflite_bytes_ratio:.3f}x"
+    if row.latency_ratio is not None:
+        litert += f", latency {row.latency_ratio:.3f}x"
     return (
-        f"MACs {row.macs_ratio:.3f}x, params {row.params_ratio:.3f}x, "
+        f"MACs {row.macs_ratio:.3f}x, params {row.params_ratio:.3f}x{litert}, "
         f"accuracy {row.accuracy:.4f}, {row.seconds:.1f} s"
     )
 
@@ -411,6 +620,8 @@ def _row(name, problem, fitted, cost, accuracy, seconds):
         params_ratio=ratios["params"],
         accuracy=accuracy,
         seconds=seconds,
+        tflite_bytes_ratio=ratios.get("tflite_bytes"),
+        latency_ratio=ratios.get("latency_ms"),
     )
 
 
@@ -422,6 +633,8 @@ def _trial_row(trial):
         params_ratio=trial.user_attrs["params_ratio"],
         accuracy=float(trial.value),
         seconds=trial.user_attrs["seconds"],
+        tflite_bytes_ratio=trial.user_attrs.get("tflite_bytes_ratio"),
+        latency_ratio=trial.user_attrs.get("latency_ratio"),
     )
 
 
@@ -455,6 +668,9 @@ def _run_workers(problem, storage, study_name, trials, workers, seed, scratch, v
         fine_tune_epochs=problem.fine_tune_epochs,
         batch_size=problem.batch_size,
         seed=seed,
+        quantization=problem.quantization,
+        num_threads=problem.num_threads,
+        latency_fn=problem.latency_fn,
     )
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
@@ -556,6 +772,10 @@ def _check_arguments(model, budget, data, validation_data, max_sparsity):
                 f"`{name}` must hold as many labels as examples, at least "
                 f"one. Received: {len(x)} examples, {len(y)} labels"
             )
+    _check_sparsity_range(max_sparsity)
+
+
+def _check_sparsity_range(max_sparsity):
     if isinstance(max_sparsity, bool) or not (
         isinstance(max_sparsity, (int, float)) and 0 < max_sparsity < 1
     ):
@@ -565,3 +785,12 @@ def _check_arguments(model, budget, data, validation_data, max_sparsity):
         )
     if math.isnan(max_sparsity):
         raise ValueError("`max_sparsity` must not be NaN.")
+
+
+def _check_quantization(quantization):
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            "`quantization` (how candidates are exported to be measured) "
+            f"must be one of {QUANTIZATIONS}. Received: "
+            f"quantization={quantization!r}"
+        )

@@ -40,7 +40,7 @@ from tfcompress.litert import compare_latency
 from tfcompress.litert import evaluate_tflite
 from tfcompress.litert import inspect_tflite
 from tfcompress.litert import tflite_file_path
-from tfcompress.search.budget import Budget
+from tfcompress.search.file_limits import FileLimits
 from tfcompress.search.precision_recipe import CHOICES
 from tfcompress.search.precision_recipe import DEFAULT_CHOICES
 from tfcompress.search.precision_recipe import calibrate
@@ -51,7 +51,6 @@ from tfcompress.search.precision_recipe import write_export
 from tfcompress.search.precision_report import PrecisionSearchReport
 from tfcompress.search.precision_report import PrecisionTrial
 from tfcompress.search.study_storage import storage_from
-from tfcompress.search.tflite_budget import TFLiteBudget
 
 
 class PrecisionSearchProblem:
@@ -253,8 +252,9 @@ def search_precision(
         model_or_float_tflite: A built Keras model (exported to float32
             with `to_tflite`; ops are named after its layers), or a float32
             `.tflite` file (a path or `TFLiteExport`) with one input.
-        budget: A `TFLiteBudget`, e.g. `TFLiteBudget(tflite_bytes_ratio=0.4)`
-            or `TFLiteBudget(latency_ratio=0.8)`.
+        budget: A `tfcompress.search.Budget` on the file only, e.g.
+            `Budget(tflite_bytes_ratio=0.4)` or `Budget(latency_ratio=0.8)`
+            (ratios to the float32 file; precision changes no MACs).
         data: Calibration inputs: an array `x`, or `(x, y)` (the labels are
             not used). The first `calibration_steps` examples set the
             activation ranges, once for all trials.
@@ -305,14 +305,14 @@ def search_precision(
 
     ```python
     export, report = search_precision(
-        model, budget=TFLiteBudget(tflite_bytes_ratio=0.4),
+        model, budget=Budget(tflite_bytes_ratio=0.4),
         data=x_train[:500], validation_data=(x_val, y_val), trials=30)
     print(report)
     report.plot("pareto.png")
     ```
     """
     import_quantizer()
-    _check_budget(budget)
+    limits = FileLimits.of(budget)
     x_calibration = _check_data(data, validation_data)
     choices = _check_choices(choices)
     trials = argument_validation.integer_at_least("trials", trials, 0)
@@ -343,7 +343,7 @@ def search_precision(
             named,
             calibration,
             validation_data,
-            budget,
+            limits,
             choices,
             scratch,
             num_threads=num_threads,
@@ -591,21 +591,6 @@ def _worker_main(index, problem, storage, study_name, trials, seed, verbose):
 
 
 # Argument checks.
-
-
-def _check_budget(budget):
-    if isinstance(budget, Budget):
-        raise ValueError(
-            "A precision search does not change MACs or parameters; bound the "
-            "file instead: `budget` must be a tfcompress.search.TFLiteBudget, "
-            f"e.g. TFLiteBudget(tflite_bytes_ratio=0.4). Received: budget={budget!r}"
-        )
-    if not isinstance(budget, TFLiteBudget):
-        raise ValueError(
-            "`budget` must be a tfcompress.search.TFLiteBudget, e.g. "
-            "TFLiteBudget(tflite_bytes_ratio=0.4) or "
-            f"TFLiteBudget(latency_ratio=0.8). Received: budget={budget!r}"
-        )
 
 
 def _check_data(data, validation_data):

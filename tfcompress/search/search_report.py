@@ -18,6 +18,10 @@ class SearchTrial(Row):
         params_ratio: Its parameters / the original's.
         accuracy: Top-1 on the validation data after the fine-tune.
         seconds: Wall time of the trial (fitting, pruning, fine-tune).
+        tflite_bytes_ratio: Its `.tflite` file's bytes / the original
+            model's float32 file's, when the budget bounds the file.
+        latency_ratio: Its LiteRT latency / the original float32 file's,
+            timed side by side, when the budget bounds latency.
     """
 
     name: str
@@ -26,6 +30,8 @@ class SearchTrial(Row):
     params_ratio: float
     accuracy: float
     seconds: float
+    tflite_bytes_ratio: float | None = None
+    latency_ratio: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,13 +82,20 @@ class ChannelSearchReport(Report):
             f"epoch(s) each), {self.workers} worker(s), {self.seconds:.0f} s",
         ]
         rows = [self.uniform, *self.rows]
+        # File and latency columns only when the budget measured them.
+        litert = [
+            (title, field)
+            for title, field in (("File", "tflite_bytes_ratio"), ("Latency", "latency_ratio"))
+            if getattr(self.uniform, field) is not None
+        ]
         lines += format_table(
-            ("Trial", "MACs", "Params", "Accuracy", *groups),
+            ("Trial", "MACs", "Params", *(t for t, _ in litert), "Accuracy", *groups),
             [
                 (
                     row.name + (" *" if row.name == self.best else ""),
                     f"{row.macs_ratio:.3f}x",
                     f"{row.params_ratio:.3f}x",
+                    *(_ratio(getattr(row, f)) for _, f in litert),
                     f"{row.accuracy:.4f}",
                     *(f"{row.sparsity[g]:.0%}" for g in groups),
                 )
@@ -126,3 +139,7 @@ class ChannelSearchReport(Report):
         figure.savefig(path, dpi=120)
         plt.close(figure)
         return path
+
+
+def _ratio(value):
+    return "-" if value is None else f"{value:.3f}x"
