@@ -67,7 +67,9 @@ def test_profile_counts_every_layer(name, trained_zoo):
 def test_float32_export_matches_keras(name, trained_zoo, tmp_path):
     model, _, _, x_check = trained_zoo(name)
     exported = export(model, tmp_path / "float32.tflite")
-    parity = tfcompress.export.verify(model, exported, x_check)
+    # Float32 parity is an error bound, not a vote: 128 inputs show it (the
+    # int8 files' agreement below is counted on all 512+).
+    parity = tfcompress.export.verify(model, exported, x_check[:128])
     assert parity.top1_agreement == 1.0
     assert parity.relative_error < 1e-4
 

@@ -52,12 +52,12 @@ _APPLICATIONS = {
     "efficientnet_b0": ("EfficientNetB0", (32, 32, 3), "block3b_add"),
     "resnet50": ("ResNet50", (32, 32, 3), "conv2_block2_out"),
     "densenet121": ("DenseNet121", (32, 32, 3), "pool2_pool"),
-    "xception": ("Xception", (71, 71, 3), "block4_sepconv1_act"),
+    "xception": ("Xception", (71, 71, 3), "block3_sepconv1_act"),
     "nasnet_mobile": ("NASNetMobile", (32, 32, 3), "reduction_concat_stem_1"),
     "convnext_tiny": (
         "ConvNeXtTiny",
         (32, 32, 3),
-        "convnext_tiny_stage_0_block_2_identity",
+        "convnext_tiny_stage_0_block_1_identity",
     ),
 }
 
