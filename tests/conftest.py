@@ -43,3 +43,17 @@ def digits():
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(0)
+
+
+def pytest_collection_modifyitems(items):
+    """Keeps each test module on one worker under `make test`.
+
+    `make test` runs two pytest-xdist workers with `--dist loadgroup`; a
+    module whose tests were spread over both built its module-scoped
+    fixtures (trained models, exported files) twice. Tests without an
+    `xdist_group` (the zoo tier groups by model) get their module's.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.nodeid.split("::", 1)[0]
+            item.add_marker(pytest.mark.xdist_group(module))
