@@ -12,7 +12,6 @@ scored the same way, in the same run.
 """
 
 import math
-import multiprocessing
 import os
 import tempfile
 import time
@@ -32,6 +31,8 @@ from tfcompress.search.litert_cost import LiteRTCostMeter
 from tfcompress.search.search_report import ChannelSearchReport
 from tfcompress.search.search_report import SearchTrial
 from tfcompress.search.study_storage import open_study
+from tfcompress.search.worker_processes import run_worker_processes
+from tfcompress.search.worker_processes import trial_shares
 
 # Bisection steps of `fit_to_budget`: the shared move is then known to
 # 2 / 2**10 of its range, finer than one channel of the layers we search.
@@ -673,36 +674,25 @@ def _run_workers(problem, storage, study_name, trials, workers, seed, scratch, v
         latency_fn=problem.latency_fn,
     )
     threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(
-            target=_worker_main,
-            args=(
-                index,
-                model_path,
-                data_path,
-                problem.budget,
-                settings,
-                os.fspath(storage),
-                study_name,
-                (total, remaining // workers + (index < remaining % workers)),
-                threads,
-                verbose,
-            ),
+    arguments = [
+        (
+            index,
+            model_path,
+            data_path,
+            problem.budget,
+            settings,
+            os.fspath(storage),
+            study_name,
+            share,
+            threads,
+            verbose,
         )
-        for index in range(workers)
+        for index, share in enumerate(
+            trial_shares(total, remaining, workers)
+        )
     ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join()
-    failed = [p.exitcode for p in processes if p.exitcode != 0]
-    if failed:
-        raise RuntimeError(
-            f"{len(failed)} of {workers} search workers failed (exit codes "
-            f"{failed}); their output above says why. The trials they "
-            "finished are kept in the storage: run again to resume."
-        )
+    run_worker_processes(_worker_main, arguments)
+
 
 
 def _worker_main(

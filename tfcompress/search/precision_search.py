@@ -26,7 +26,6 @@ measured first, as the baselines and to tell at once whether the budget
 is reachable.
 """
 
-import multiprocessing
 import os
 import tempfile
 import time
@@ -51,6 +50,8 @@ from tfcompress.search.precision_recipe import write_export
 from tfcompress.search.precision_report import PrecisionSearchReport
 from tfcompress.search.precision_report import PrecisionTrial
 from tfcompress.search.study_storage import storage_from
+from tfcompress.search.worker_processes import run_worker_processes
+from tfcompress.search.worker_processes import trial_shares
 
 
 class PrecisionSearchProblem:
@@ -545,33 +546,22 @@ def _run_workers(problem, storage, study_name, trials, workers, seed, verbose):
             "journal file path, a `.db` path or a database URL. Received: "
             f"storage={storage!r}"
         )
-    context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(
-            target=_worker_main,
-            args=(
-                index,
-                problem,
-                os.fspath(storage),
-                study_name,
-                (total, remaining // workers + (index < remaining % workers)),
-                seed,
-                verbose,
-            ),
+    arguments = [
+        (
+            index,
+            problem,
+            os.fspath(storage),
+            study_name,
+            share,
+            seed,
+            verbose,
         )
-        for index in range(workers)
+        for index, share in enumerate(
+            trial_shares(total, remaining, workers)
+        )
     ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join()
-    failed = [p.exitcode for p in processes if p.exitcode != 0]
-    if failed:
-        raise RuntimeError(
-            f"{len(failed)} of {workers} search workers failed (exit codes "
-            f"{failed}); their output above says why. The trials they "
-            "finished are kept in the storage: run again to resume."
-        )
+    run_worker_processes(_worker_main, arguments)
+
 
 
 def _worker_main(index, problem, storage, study_name, trials, seed, verbose):
