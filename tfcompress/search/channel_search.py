@@ -30,6 +30,7 @@ from tfcompress.search.litert_cost import QUANTIZATIONS
 from tfcompress.search.litert_cost import LiteRTCostMeter
 from tfcompress.search.search_report import ChannelSearchReport
 from tfcompress.search.search_report import SearchTrial
+from tfcompress.search.study_storage import completed_trials
 from tfcompress.search.study_storage import open_study
 from tfcompress.search.worker_processes import run_worker_processes
 from tfcompress.search.worker_processes import trial_shares
@@ -444,7 +445,7 @@ def search_channel_sparsity(
         if workers > 1 and study_name is None:
             study_name = "channel_search"
         study = open_study(storage, study_name, seed)
-        remaining = trials - _completed(study)
+        remaining = trials - completed_trials(study)
         if remaining > 0 and workers == 1:
             study.optimize(
                 problem.objective,
@@ -576,12 +577,6 @@ def fit_channel_sparsity(
         proposal = [sparsity.get(group[0], 0.0) for group in problem.groups]
     fitted, cost = problem.fit_to_budget(proposal)
     return problem.sparsities(fitted), cost, problem.reference
-
-
-def _completed(study):
-    return sum(
-        trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials
-    )
 
 
 class _Progress:

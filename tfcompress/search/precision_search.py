@@ -49,6 +49,7 @@ from tfcompress.search.precision_recipe import weighted_ops
 from tfcompress.search.precision_recipe import write_export
 from tfcompress.search.precision_report import PrecisionSearchReport
 from tfcompress.search.precision_report import PrecisionTrial
+from tfcompress.search.study_storage import completed_trials
 from tfcompress.search.study_storage import storage_from
 from tfcompress.search.worker_processes import run_worker_processes
 from tfcompress.search.worker_processes import trial_shares
@@ -376,7 +377,7 @@ def search_precision(
                 study.enqueue_trial({f"op_{i}": choice for i in range(len(named))})
             study.optimize(problem.objective, n_trials=len(choices), callbacks=[progress])
         _check_reachable(study, budget)
-        remaining = total - _completed(study)
+        remaining = total - completed_trials(study)
         if remaining > 0 and workers == 1:
             study.optimize(
                 problem.objective,
@@ -450,10 +451,6 @@ def _check_study(study, named, choices):
             )
 
 
-def _completed(study):
-    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-
-
 def _check_reachable(study, budget):
     """Raises when no uniform assignment meets the budget, saying how
     close the cheapest came (mixing choices cannot go below the cheapest
@@ -492,7 +489,7 @@ class _Progress:
             f", latency {row.latency_ratio:.3f}x" if row.latency_ratio is not None else ""
         )
         self.say(
-            f"  {self.prefix}{row.name} ({_completed(study)}/{self.trials}): "
+            f"  {self.prefix}{row.name} ({completed_trials(study)}/{self.trials}): "
             f"size {row.size_ratio:.3f}x{latency}, accuracy {row.accuracy:.4f}, "
             f"{'within' if row.within_budget else 'over'} budget, "
             f"{row.seconds:.1f} s"
@@ -529,7 +526,7 @@ class _StopAt:
         self.total = total
 
     def __call__(self, study, trial):
-        if _completed(study) >= self.total:
+        if completed_trials(study) >= self.total:
             study.stop()
 
 

@@ -49,3 +49,10 @@ def open_study(storage, study_name, seed, direction="maximize"):
         sampler=optuna.samplers.TPESampler(seed=seed),
         load_if_exists=study_name is not None,
     )
+
+
+def completed_trials(study):
+    """The number of the study's trials that completed (all workers')."""
+    return sum(
+        trial.state == optuna.trial.TrialState.COMPLETE for trial in study.trials
+    )
