@@ -222,14 +222,22 @@ def print_result(result, as_json, stream):
     stream.flush()
 
 
+def bounded_number(text, convert, within, bound):
+    """Parses `text` with `convert` (`int` or `float`) for argparse.
+
+    Raises an `argparse.ArgumentTypeError` when it is not a number, or when
+    `within(value)` is false (`bound` says what is allowed, e.g. `">= 1"`).
+    """
+    try:
+        value = convert(text)
+    except ValueError:
+        kind = "an integer" if convert is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if not within(value):
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+    return value
+
+
 def positive_int(text):
     """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+    return bounded_number(text, int, lambda value: value >= 1, ">= 1")

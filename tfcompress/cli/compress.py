@@ -16,33 +16,15 @@ STEPS = ("search", "prune", "distill", "qat", "int8", "verify")
 
 
 def _ratio(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
-    return value
+    return common.bounded_number(text, float, lambda v: 0 < v <= 1, "in (0, 1]")
 
 
 def _milliseconds(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
+    return common.bounded_number(text, float, lambda v: v > 0, "> 0")
 
 
 def _non_negative(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return common.bounded_number(text, int, lambda v: v >= 0, ">= 0")
 
 
 def _steps(text):
