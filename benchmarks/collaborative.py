@@ -12,13 +12,15 @@ schedules and epochs in both frameworks:
 2. Clustering to 16 and 32 clusters (k-means++), fine-tuned
    (`WeightClustering`; tfmot's `cluster_weights`), exported float32.
 3. CQAT: QAT of the 32-cluster model keeping its clusters (tfmot's
-   `Default8BitClusterPreserveQuantizeScheme`).
+   `Default8BitClusterPreserveQuantizeScheme`); ours also with one int8
+   scale per kernel (`quantize_model(per_channel_weights=False)`), so that
+   the file holds as few integers per kernel as there are clusters.
 4. PCQAT: the 80%-pruned model clustered to 16 clusters keeping its zeros,
    fine-tuned, then QAT keeping both (tfmot's scheme with
    `preserve_sparsity=True`): Deep Compression's pipeline, with the
    Huffman-coded size of its int8 weights; again at 90% sparsity
    (`--deep-sparsity`), closer to Deep Compression's fully connected
-   layers.
+   layers. Each also with one scale per kernel.
 
 Every file is run in LiteRT on the 10,000 test images: accuracy, top-1
 agreement with its Keras model, zeros and distinct values of its int8
@@ -135,6 +137,10 @@ def pruning_schedule(args, train_size, sparsity=SPARSITY):
 # -- tfcompress on Keras 3 ---------------------------------------------
 
 
+# The variant with `quantize_model(per_channel_weights=False)`.
+PER_KERNEL = "{}, one scale per kernel"
+
+
 def run_tfcompress(args, data, tmp, pretrained):
     x_train, y_train, _, _ = data
     calibration = x_train[:256]
@@ -174,11 +180,13 @@ def run_tfcompress(args, data, tmp, pretrained):
                          keras_predict(pruned), data))
     models["pruned"] = pruned
 
-    def qat(model, name, callbacks=(), preserve_sparsity=True):
+    def qat(model, name, callbacks=(), preserve_sparsity=True,
+            per_channel_weights=True):
         log(f"tfcompress: {name}, {args.qat_epochs} epochs")
         keras.utils.set_random_seed(args.seed)
         qat_model, _ = quantize_model(model, data=calibration,
-                                      preserve_sparsity=preserve_sparsity)
+                                      preserve_sparsity=preserve_sparsity,
+                                      per_channel_weights=per_channel_weights)
         compile_keras3(qat_model, args.finetune_learning_rate)
         qat_model.fit(x_train, y_train, epochs=args.qat_epochs, callbacks=[
             QuantizationAwareTraining(preserve_sparsity=preserve_sparsity),
@@ -203,6 +211,10 @@ def run_tfcompress(args, data, tmp, pretrained):
         models[clusters] = model
     rows.append(qat(models[32], "CQAT int8 (32 clusters)",
                     callbacks=[WeightClustering(32)]))
+    # One int8 scale per kernel: the shared values stay shared integers.
+    rows.append(qat(models[32], PER_KERNEL.format("CQAT int8 (32 clusters)"),
+                    callbacks=[WeightClustering(32)],
+                    per_channel_weights=False))
 
     def pcqat(pruned, sparsity, clusters):
         label = f"{sparsity:.0%} sparse, {clusters} clusters"
@@ -218,6 +230,9 @@ def run_tfcompress(args, data, tmp, pretrained):
                              keras_predict(model), data))
         rows.append(qat(model, f"PCQAT int8 ({label})",
                         callbacks=[WeightClustering(clusters)]))
+        rows.append(qat(model, PER_KERNEL.format(f"PCQAT int8 ({label})"),
+                        callbacks=[WeightClustering(clusters)],
+                        per_channel_weights=False))
 
     pcqat(pruned, SPARSITY, 16)
     if args.deep_sparsity:

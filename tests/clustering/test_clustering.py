@@ -162,20 +162,32 @@ def test_kernel_clusters_keeps_zeros_as_their_own_cluster():
 
 
 def _file_kernel_stats(path):
+    """`{op: (distinct integers per channel, zeros, distinct per kernel,
+    number of scales)}` of the file's int8 kernels."""
     rows = {}
     for weight in kernels(tflite_weights(path)):
         assert weight.dtype == "int8"
         values, axis = weight.values, weight.quantization.axis
+        per_kernel = len(np.unique(values))
         rows[weight.kernel_of] = (
-            _per_channel_unique(values, axis), float(np.mean(values == 0))
+            per_kernel if axis is None else _per_channel_unique(values, axis),
+            float(np.mean(values == 0)),
+            per_kernel,
+            weight.quantization.num_scales,
         )
     return rows
 
 
-def test_cqat_keeps_clusters_in_the_int8_file(trained, digits, tmp_path):
+@pytest.mark.parametrize("per_channel_weights", [True, False])
+def test_cqat_keeps_clusters_in_the_int8_file(
+    trained, digits, tmp_path, per_channel_weights
+):
     x, y, _, _ = digits
     clustered, _ = cluster_weights(trained, number_of_clusters=8)
-    qat_model, _ = quantize_model(clustered, data=x[:64])
+    qat_model, report = quantize_model(
+        clustered, data=x[:64], per_channel_weights=per_channel_weights
+    )
+    assert report.per_channel_weights is per_channel_weights
     qat_model.compile("adam", LOSS)
     qat_model.fit(
         x[:512], y[:512], epochs=1, batch_size=64, verbose=0,
@@ -186,9 +198,21 @@ def test_cqat_keeps_clusters_in_the_int8_file(trained, digits, tmp_path):
         qat_model, tmp_path / "cqat.tflite", quantization="int8",
         verbose=False,
     )
-    # Per-channel int8: each output channel stores at most 8 integers.
-    for op, (unique, _) in _file_kernel_stats(export).items():
-        assert unique <= 8, op
+    assert export.precision.is_integer
+    stats = _file_kernel_stats(export)
+    assert set(stats) == {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+    for op, (per_channel, _, per_kernel, scales) in stats.items():
+        # Each output channel stores at most 8 integers; with one scale per
+        # kernel, so does the whole kernel (per-channel scales turn one
+        # shared value into a different integer in each channel).
+        assert per_channel <= 8, op
+        assert (scales > 1) is per_channel_weights, (op, scales)
+        if not per_channel_weights:
+            assert per_kernel <= 8, (op, per_kernel)
+    if per_channel_weights:
+        assert max(row[2] for row in stats.values()) > 8, stats
+    parity = tfcompress.export.verify(qat_model, export, x[:256])
+    assert parity.top1_agreement >= 0.99, str(parity)
 
 
 def test_pcqat_keeps_zeros_and_clusters_in_the_int8_file(
@@ -216,7 +240,7 @@ def test_pcqat_keeps_zeros_and_clusters_in_the_int8_file(
         qat_model, tmp_path / "pcqat.tflite", quantization="int8",
         verbose=False,
     )
-    unique, zeros = _file_kernel_stats(export)["FULLY_CONNECTED"]
+    unique, zeros, _, _ = _file_kernel_stats(export)["FULLY_CONNECTED"]
     assert unique <= 8 and zeros == pytest.approx(0.8)
     figures = export.value_compression
     assert figures.huffman_bytes < figures.weight_bytes

@@ -78,6 +78,29 @@ def round_per_channel(kernel, num_bits=8):
     return kernel + keras.ops.stop_gradient(rounded - kernel)
 
 
+def fake_quant_symmetric(kernel, num_bits=8):
+    """Symmetric, narrow-range fake quantization with one scale per tensor.
+
+    The per-tensor alternative to `fake_quant_per_channel` (TFLite's int8
+    kernels take either): one grid for the whole kernel, so a kernel that
+    holds a few shared values (weight clustering) holds as few integers in
+    the file. A fake-quant op with a scalar range, which the converter
+    reads for conv, depthwise and fully connected kernels alike.
+
+    Args:
+        kernel: Float tensor.
+        num_bits: Bit width, 2 to 8. Defaults to `8`.
+
+    Returns:
+        The kernel, rounded to its quantization grid, same shape.
+    """
+    bound = keras.ops.max(keras.ops.abs(kernel))
+    bound = keras.ops.stop_gradient(keras.ops.maximum(bound, 1e-8))
+    return keras.quantizers.fake_quant_with_min_max_vars(
+        kernel, -bound, bound, num_bits=num_bits, narrow_range=True
+    )
+
+
 def fake_quant_per_tensor(x, range_min, range_max, num_bits=8):
     """Asymmetric per-tensor fake quantization on `[range_min, range_max]`.
 

@@ -10,22 +10,30 @@ import keras
 
 from tfcompress.quantization.fake_quant import check_bits
 from tfcompress.quantization.fake_quant import fake_quant_per_channel
+from tfcompress.quantization.fake_quant import fake_quant_symmetric
 
 
 class KernelQuantization:
-    """Mixin: a `weight_bits` argument and the kernel rounding.
+    """Mixin: `weight_bits` and `per_channel_weights`, the kernel rounding.
 
     Listed before the Keras layer in the bases, so its `__init__`, `build`
     and `get_config` wrap the layer's own. It adds one state variable,
     `quantize_enabled` (on at first), after the layer's own weights, and
     `_rounded(kernel, training)`, the kernel rounded by `_round` (per
-    output channel on the last axis unless a twin says otherwise) while
-    the switch is on.
+    output channel on the last axis unless a twin says otherwise), or by
+    `_round_per_tensor` with `per_channel_weights=False`, while the switch
+    is on.
     """
 
-    def __init__(self, *args, weight_bits=8, **kwargs):
+    def __init__(self, *args, weight_bits=8, per_channel_weights=True, **kwargs):
         super().__init__(*args, **kwargs)
         self.weight_bits = check_bits("weight_bits", weight_bits)
+        if not isinstance(per_channel_weights, bool):
+            raise ValueError(
+                "`per_channel_weights` must be True or False. Received: "
+                f"per_channel_weights={per_channel_weights!r}"
+            )
+        self.per_channel_weights = per_channel_weights
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -39,15 +47,21 @@ class KernelQuantization:
 
     # The rounding function; see `round_per_channel` for Dense's.
     _round = staticmethod(fake_quant_per_channel)
+    # Per tensor: a fake-quant op with a scalar range, which the converter
+    # reads whatever it does to the kernel after (transposes, reshapes).
+    _round_per_tensor = staticmethod(fake_quant_symmetric)
 
     def _rounded(self, kernel, training):
+        round_kernel = (
+            self._round if self.per_channel_weights else self._round_per_tensor
+        )
         if not training:
-            return self._round(kernel, self.weight_bits)
+            return round_kernel(kernel, self.weight_bits)
         # A branch, as in `ActivationQuantizer`: no rounding before the
         # delay ends, no select over the kernel and its gradient after.
         return keras.ops.cond(
             self.quantize_enabled > 0.5,
-            lambda: self._round(kernel, self.weight_bits),
+            lambda: round_kernel(kernel, self.weight_bits),
             lambda: kernel,
         )
 
@@ -66,4 +80,7 @@ class KernelQuantization:
             self.quantize_enabled.assign(store[str(len(store.keys()) - 1)])
 
     def get_config(self):
-        return {**super().get_config(), "weight_bits": self.weight_bits}
+        config = {**super().get_config(), "weight_bits": self.weight_bits}
+        if not self.per_channel_weights:
+            config["per_channel_weights"] = False
+        return config

@@ -56,6 +56,8 @@ class QuantizationReport(Report):
         sparse_kernels: `(path, sparsity)` of each kernel whose zeros are
             held through training (`preserve_sparsity=True`), paths in the
             quantization-aware model.
+        per_channel_weights: Whether kernels get one int8 scale per output
+            channel (`True`) or one per kernel.
     """
 
     model_name: str
@@ -64,6 +66,7 @@ class QuantizationReport(Report):
     weight_bits: int
     activation_bits: int
     sparse_kernels: tuple = ()
+    per_channel_weights: bool = True
 
     summary = ("quantized", "float_layers")
 
@@ -83,7 +86,9 @@ class QuantizationReport(Report):
         """Returns the layers as a fixed-width text table."""
         lines = [
             f"quantize_model: {len(self.quantized)} layers with "
-            f"{self.weight_bits}-bit kernels, {self.output_quantizers} "
+            f"{self.weight_bits}-bit kernels"
+            f"{'' if self.per_channel_weights else ' (one scale per kernel)'}, "
+            f"{self.output_quantizers} "
             f"{self.activation_bits}-bit activation quantizers",
         ]
         if self.sparse_kernels:

@@ -40,6 +40,7 @@ def quantize_model(
     strict=False,
     data=None,
     preserve_sparsity=True,
+    per_channel_weights=True,
 ):
     """Returns a copy of `model` that simulates TFLite's int8 arithmetic.
 
@@ -137,6 +138,12 @@ def quantize_model(
             default. The masks are not saved with the model:
             `QuantizationAwareTraining(preserve_sparsity=True)` attaches
             them again for a reloaded model. Defaults to `True`.
+        per_channel_weights: If `True`, each kernel gets one int8 scale per
+            output channel (TFLite's default, and the closer fit). If
+            `False`, one scale per kernel, which the file then stores: a
+            clustered kernel (`tfcompress.clustering`) holds at most as
+            many distinct integers as it has clusters, instead of that
+            many per channel (cluster-preserving QAT). Defaults to `True`.
 
     Returns:
         `(qat_model, report)`: the new functional model, compiled like
@@ -171,6 +178,11 @@ def quantize_model(
         raise ValueError(
             f"`strict` must be True or False. Received: strict={strict!r}"
         )
+    if not isinstance(per_channel_weights, bool):
+        raise ValueError(
+            "`per_channel_weights` must be True or False. "
+            f"Received: per_channel_weights={per_channel_weights!r}"
+        )
     if not isinstance(preserve_sparsity, bool):
         raise ValueError(
             "`preserve_sparsity` must be True or False. "
@@ -192,6 +204,7 @@ def quantize_model(
         activation_bits,
         strict,
         is_selected=is_selected,
+        per_channel_weights=per_channel_weights,
     )
     qat_model = rewrite.build(name=f"{model.name}_qat")
     if data is not None:
@@ -204,6 +217,7 @@ def quantize_model(
         weight_bits=weight_bits,
         activation_bits=activation_bits,
         sparse_kernels=tuple((h.path, h.sparsity) for h in held),
+        per_channel_weights=per_channel_weights,
     )
     return cloning.compile_like(qat_model, model), report
 
@@ -280,10 +294,19 @@ def _is_relu(operation):
 class _Rewrite:
     """Builds the quantization-aware twin of a flat functional model."""
 
-    def __init__(self, flat, paths, weight_bits, activation_bits, strict):
+    def __init__(
+        self,
+        flat,
+        paths,
+        weight_bits,
+        activation_bits,
+        strict,
+        per_channel_weights=True,
+    ):
         self.flat = flat
         self.paths = paths
         self.weight_bits = weight_bits
+        self.per_channel_weights = per_channel_weights
         self.activation_bits = activation_bits
         self.strict = strict
         self.quantized = []
@@ -452,7 +475,11 @@ class _Rewrite:
                     config["activation"] = "linear"
             if kind in ("kernel", "lookup"):
                 replacement = rule.twin.from_config(
-                    {**config, "weight_bits": self.weight_bits}
+                    {
+                        **config,
+                        "weight_bits": self.weight_bits,
+                        "per_channel_weights": self.per_channel_weights,
+                    }
                 )
             elif kind == "lowered":
                 replacement = rule.twin.from_config(
@@ -467,6 +494,7 @@ class _Rewrite:
                     layer,
                     rule.kernels,
                     weight_bits=self.weight_bits,
+                    per_channel_weights=self.per_channel_weights,
                     name=layer.name,
                 )
             self.quantized.append(path)
@@ -555,8 +583,8 @@ class _SelectiveRewrite(_Rewrite):
     """`_Rewrite` that leaves the layers `filters` did not select in float,
     and lists every layer with weights, in graph order, as report rows."""
 
-    def __init__(self, *args, is_selected):
-        super().__init__(*args)
+    def __init__(self, *args, is_selected, per_channel_weights=True):
+        super().__init__(*args, per_channel_weights=per_channel_weights)
         self.is_selected = is_selected
         self.rows = []
 

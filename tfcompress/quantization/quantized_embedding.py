@@ -30,6 +30,7 @@ class QuantizedEmbedding(KernelQuantization, keras.layers.Embedding):
     """
 
     _round = staticmethod(fake_quant_constant)
+    _round_per_tensor = _round  # Already one scale for the whole tensor.
 
     def call(self, inputs, training=None):
         if inputs.dtype not in ("int32", "int64"):

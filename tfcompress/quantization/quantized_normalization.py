@@ -59,6 +59,7 @@ class QuantizedLayerNormalization(
     """
 
     _round = staticmethod(fake_quant_constant)
+    _round_per_tensor = _round  # Already one scale for the whole tensor.
 
     def __init__(self, *args, activation_bits=8, **kwargs):
         super().__init__(*args, **kwargs)

@@ -24,6 +24,7 @@ import keras
 
 from tfcompress.quantization.fake_quant import check_bits
 from tfcompress.quantization.fake_quant import fake_quant_constant
+from tfcompress.quantization.fake_quant import fake_quant_symmetric
 from tfcompress.quantization.fake_quant import round_per_channel
 
 
@@ -39,6 +40,9 @@ class RoundedKernels(keras.layers.Wrapper):
             element-wise op: ADD, MUL).
         weight_bits: Bit width simulated for the kernels, 2 to 8. Defaults
             to `8`.
+        per_channel_weights: If `False`, the kernels with an output
+            channel axis get one scale each instead (see
+            `quantize_model`). Defaults to `True`.
         **kwargs: Base layer keyword arguments, such as `name`.
 
     Input shape:
@@ -56,7 +60,9 @@ class RoundedKernels(keras.layers.Wrapper):
     ```
     """
 
-    def __init__(self, layer, kernels, weight_bits=8, **kwargs):
+    def __init__(
+        self, layer, kernels, weight_bits=8, per_channel_weights=True, **kwargs
+    ):
         super().__init__(layer, **kwargs)
         if not isinstance(kernels, dict) or not kernels:
             raise ValueError(
@@ -76,6 +82,7 @@ class RoundedKernels(keras.layers.Wrapper):
             for name, axis in kernels.items()
         }
         self.weight_bits = check_bits("weight_bits", weight_bits)
+        self.per_channel_weights = bool(per_channel_weights)
 
     def build(self, input_shape=None):
         super().build(input_shape)
@@ -98,6 +105,8 @@ class RoundedKernels(keras.layers.Wrapper):
         def rounded():
             if axis is None:
                 return fake_quant_constant(kernel, self.weight_bits)
+            if not self.per_channel_weights:
+                return fake_quant_symmetric(kernel, self.weight_bits)
             moved = keras.ops.moveaxis(kernel, axis, -1)
             return keras.ops.moveaxis(
                 round_per_channel(moved, self.weight_bits), -1, axis
@@ -139,4 +148,5 @@ class RoundedKernels(keras.layers.Wrapper):
             **super().get_config(),
             "kernels": dict(self.kernels),
             "weight_bits": self.weight_bits,
+            "per_channel_weights": self.per_channel_weights,
         }
