@@ -39,15 +39,26 @@ def storage_from(storage):
     )
 
 
-def open_study(storage, study_name, seed, direction="maximize"):
-    """Creates the study, or loads it when its storage holds it already."""
+def open_study(
+    storage, study_name, seed, direction="maximize", directions=None, startup_trials=None
+):
+    """Creates the study, or loads it when its storage holds it already.
+
+    The sampler is TPE; with `directions` (e.g. `["maximize",
+    "minimize"]`) the study is multi-objective. `startup_trials` random
+    trials come first (Optuna's default, 10, when `None`).
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    objectives = {"direction": direction} if directions is None else {
+        "directions": directions
+    }
+    startup = {} if startup_trials is None else {"n_startup_trials": startup_trials}
     return optuna.create_study(
         storage=storage_from(storage),
         study_name=study_name,
-        direction=direction,
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=optuna.samplers.TPESampler(seed=seed, **startup),
         load_if_exists=study_name is not None,
+        **objectives,
     )
 
 
