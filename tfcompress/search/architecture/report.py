@@ -63,8 +63,9 @@ class ArchitectureSearchReport(Report):
             and estimated latency, fastest first.
         best: Name of the returned candidate: the most accurate within the
             target, or, when none is, the one of highest reward.
-        final_accuracy: The best candidate's validation accuracy when built
-            and trained again for the returned model.
+        final_accuracy: The returned model's validation accuracy: the
+            best trial's own, or, when a worker process or an earlier run
+            trained it, that of the model trained again.
         path: The returned model's `.keras` file.
         epochs: Training epochs per candidate.
         train_examples: Training examples per candidate.
@@ -153,8 +154,8 @@ class ArchitectureSearchReport(Report):
         within = "" if self.best_row.within_target else " (none met the target)"
         lines.append(
             f"Best {self.best}{within}: accuracy {self.best_accuracy:.4f}, "
-            f"{self.best_latency_ms:.4f} ms; trained again for the returned "
-            f"model: {self.final_accuracy:.4f}; saved to {self.path}"
+            f"{self.best_latency_ms:.4f} ms; returned model: "
+            f"{self.final_accuracy:.4f}, saved to {self.path}"
         )
         return "\n".join(lines)
 
