@@ -11,9 +11,12 @@ from tfcompress.layers import InvertedResidual
 from tfcompress.layers import PartialConv2D
 from tfcompress.layers import ShuffleConv2D
 from tfcompress.search import SearchSpace
+from tfcompress.search import ArchitectureTrial
 from tfcompress.search import Stage
 from tfcompress.search import mnasnet_reward
 from tfcompress.search import search_architecture
+from tfcompress.search.architecture.report import pareto_front
+from tfcompress.search.architecture.search import best_of
 
 # The layer each block type is made of (one per block).
 BLOCK_LAYERS = {
@@ -80,6 +83,39 @@ def test_reward_penalizes_latency_over_the_target():
     assert mnasnet_reward(0.9, 1.0, 1.0) == pytest.approx(0.9)
     assert mnasnet_reward(0.9, 2.0, 1.0) == pytest.approx(0.9 * 2**-0.07)
     assert mnasnet_reward(0.9, 2.0, 1.0) < 0.9 < mnasnet_reward(0.9, 0.5, 1.0)
+
+
+def _row(name, accuracy, latency_ms, target_ms=1.0):
+    return ArchitectureTrial(
+        name=name,
+        choices={},
+        description="",
+        accuracy=accuracy,
+        latency_ms=latency_ms,
+        latency_ratio=latency_ms,
+        estimated_latency_ms=latency_ms,
+        macs=1,
+        params=1,
+        tflite_bytes=1,
+        reward=mnasnet_reward(accuracy, latency_ms, target_ms),
+        within_target=latency_ms <= target_ms,
+        seconds=0.0,
+    )
+
+
+def test_pareto_front_and_the_answer_respect_the_target():
+    rows = [
+        _row("fast", 0.80, 0.5),
+        _row("dominated", 0.79, 0.9),
+        _row("within", 0.85, 1.0),
+        _row("over", 0.90, 1.5),
+    ]
+    assert pareto_front(rows) == ("fast", "within", "over")
+    # The most accurate within the target, not the most accurate overall.
+    assert best_of(rows).name == "within"
+    # None within: the highest reward, which the latency penalizes.
+    over = [_row("a", 0.90, 4.0), _row("b", 0.89, 1.1)]
+    assert best_of(over).name == "b"
 
 
 def test_search_measures_real_numbers_and_saves_plain_keras(digits, tmp_path):
