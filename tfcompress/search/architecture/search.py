@@ -52,6 +52,7 @@ from tfcompress.search.litert_cost import QUANTIZATIONS
 from tfcompress.search.litert_cost import LiteRTCostMeter
 from tfcompress.search.study_storage import completed_trials
 from tfcompress.search.study_storage import open_study
+from tfcompress.search.study_storage import set_constraints
 from tfcompress.search.worker_processes import run_worker_processes
 from tfcompress.search.worker_processes import trial_shares
 
@@ -215,8 +216,9 @@ class ArchitectureSearchProblem:
         if self.strategy == "mnasnet":
             return row.reward
         # Feasible when <= 0: the estimated latency over the target.
-        trial.set_constraint(
-            "latency", (row.estimated_latency_ms - self.target_ms) / self.target_ms
+        set_constraints(
+            trial,
+            {"latency": (row.estimated_latency_ms - self.target_ms) / self.target_ms},
         )
         return row.accuracy, row.estimated_latency_ms
 
@@ -443,6 +445,7 @@ def _open(storage, study_name, seed, strategy, trials):
             seed,
             directions=["maximize", "minimize"],
             startup_trials=startup,
+            constrained=True,
         )
     return open_study(storage, study_name, seed, startup_trials=startup)
 
