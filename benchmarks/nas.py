@@ -74,7 +74,7 @@ def markdown(results):
         "# Hardware-aware architecture search: Fashion-MNIST",
         "",
         f"Search: `search_architecture` ({search['strategy']}: Optuna TPE on "
-        f"MnasNet's reward accuracy x (latency / target)^{search['latency_weight']:g}),"
+        f"MnasNet's reward accuracy x (latency / target)^w, w = {search['latency_weight']}),"
         f" {search['trials']} trials of a space of {search['space_size']:,} "
         f"architectures, each trained {search['epochs']} epoch(s) on "
         f"{search['train_examples']:,} training images and scored on "

@@ -83,6 +83,9 @@ def test_reward_penalizes_latency_over_the_target():
     assert mnasnet_reward(0.9, 1.0, 1.0) == pytest.approx(0.9)
     assert mnasnet_reward(0.9, 2.0, 1.0) == pytest.approx(0.9 * 2**-0.07)
     assert mnasnet_reward(0.9, 2.0, 1.0) < 0.9 < mnasnet_reward(0.9, 0.5, 1.0)
+    # MnasNet's hard constraint: nothing gained under, halved at 2x over.
+    assert mnasnet_reward(0.9, 0.5, 1.0, (0.0, -1.0)) == pytest.approx(0.9)
+    assert mnasnet_reward(0.9, 2.0, 1.0, (0.0, -1.0)) == pytest.approx(0.45)
 
 
 def _row(name, accuracy, latency_ms, target_ms=1.0):
@@ -170,6 +173,8 @@ def test_bad_arguments_name_what_they_received(digits):
         search_architecture(**kwargs, latency_target_ms=1, strategy="rl")
     with pytest.raises(ValueError, match="latency_weight=0.5"):
         search_architecture(**kwargs, latency_target_ms=1, latency_weight=0.5)
+    with pytest.raises(ValueError, match=r"latency_weight=\(0, 1\)"):
+        search_architecture(**kwargs, latency_target_ms=1, latency_weight=(0, 1))
     with pytest.raises(ValueError, match=r"input_shape \(8, 8, 1\)"):
         search_architecture(
             space=TINY, data=(x_train[:8, :4], y_train[:8]),

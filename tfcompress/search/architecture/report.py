@@ -53,7 +53,8 @@ class ArchitectureSearchReport(Report):
     Attributes:
         strategy: `"mnasnet"` or `"pareto"` (see `search_architecture`).
         latency_target_ms: The latency target.
-        latency_weight: MnasNet's exponent `w`.
+        latency_weight: MnasNet's exponent `w`, or `(alpha, beta)` for
+            within / over the target.
         reference_latency_ms: The reference model's latency, measured at
             the start of the search (the scale of the estimated latencies).
         measurement: How latency was measured, in words.
@@ -75,7 +76,7 @@ class ArchitectureSearchReport(Report):
 
     strategy: str
     latency_target_ms: float
-    latency_weight: float
+    latency_weight: float | tuple
     reference_latency_ms: float
     measurement: str
     space_size: int

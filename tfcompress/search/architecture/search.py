@@ -62,12 +62,17 @@ MNASNET_WEIGHT = -0.07
 
 
 def mnasnet_reward(accuracy, latency_ms, target_ms, weight=MNASNET_WEIGHT):
-    """MnasNet's reward: `accuracy * (latency_ms / target_ms) ** weight`.
+    """MnasNet's reward: `accuracy * (latency_ms / target_ms) ** w`.
 
-    With `weight < 0` a candidate slower than the target scores below its
-    accuracy, and a faster one above.
+    `weight` is `w`, or a pair `(alpha, beta)`: `w = alpha` within the
+    target, `beta` over it. MnasNet's soft constraint is `-0.07` (both);
+    their hard one `(0, -1)`: no gain for being faster, a steep loss for
+    being slower. With `w < 0` a candidate slower than the target scores
+    below its accuracy.
     """
-    return accuracy * (latency_ms / target_ms) ** weight
+    alpha, beta = weight if isinstance(weight, tuple) else (weight, weight)
+    w = alpha if latency_ms <= target_ms else beta
+    return accuracy * (latency_ms / target_ms) ** w
 
 
 class ArchitectureSearchProblem:
@@ -275,7 +280,10 @@ def search_architecture(
         strategy: `"mnasnet"` (TPE on MnasNet's reward) or `"pareto"`
             (multi-objective TPE, the target as a constraint). Defaults to
             `"mnasnet"`; the module docstring says why.
-        latency_weight: MnasNet's exponent `w <= 0`. Defaults to `-0.07`.
+        latency_weight: MnasNet's exponent `w <= 0`, or a pair `(alpha,
+            beta)` for within / over the target (`mnasnet_reward`).
+            Defaults to `-0.07` (MnasNet's soft constraint); `(0, -1)` is
+            their hard one, which spends trials closer to the target.
         trials: Trials to run; a resumed study runs only those it lacks.
             Defaults to `20`.
         epochs: Training epochs per candidate (and for the returned
@@ -643,14 +651,17 @@ def _check_target(target, reference):
 
 
 def _check_weight(weight):
-    if (
-        isinstance(weight, bool)
-        or not isinstance(weight, (int, float))
-        or math.isnan(weight)
-        or weight > 0
+    pair = tuple(weight) if isinstance(weight, (tuple, list)) else (weight,)
+    if len(pair) not in (1, 2) or any(
+        isinstance(w, bool)
+        or not isinstance(w, (int, float))
+        or math.isnan(w)
+        or w > 0
+        for w in pair
     ):
         raise ValueError(
-            "`latency_weight` must be a number <= 0 (MnasNet uses -0.07; 0 "
+            "`latency_weight` must be a number <= 0, or a pair (alpha, beta) "
+            "of them (MnasNet uses -0.07, or (0, -1) as a hard constraint; 0 "
             f"ignores latency). Received: latency_weight={weight!r}"
         )
-    return float(weight)
+    return float(pair[0]) if len(pair) == 1 else tuple(float(w) for w in pair)
