@@ -12,9 +12,10 @@ the 10,000 test images; their float32 files are timed side by side.
 
     .venv/bin/python benchmarks/nas.py [--trials 12] [--search-examples 5000]
         [--search-epochs 1] [--final-examples 10000] [--final-epochs 2]
-        [--seeds 0 1 2] [--quick]
+        [--seeds 0 1 2] [--latency-weight -0.07 | 0 -1] [--strategy mnasnet]
+        [--name nas] [--quick]
 
-Writes benchmarks/results/nas.md and .json (after the search and after
+Writes benchmarks/results/<name>.md and .json (after the search and after
 each seed, so an interrupted run keeps what it measured).
 """
 
@@ -141,9 +142,20 @@ def main():
     parser.add_argument("--final-epochs", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--latency-rounds", type=int, default=5)
+    parser.add_argument(
+        "--latency-weight", type=float, nargs="+", default=[-0.07],
+        help="MnasNet's w, or alpha beta (0 -1: their hard constraint)",
+    )
+    parser.add_argument("--strategy", default="mnasnet", choices=["mnasnet", "pareto"])
+    parser.add_argument("--name", default="nas", help="results file name")
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     args = parser.parse_args()
-    name = "nas"
+    name = args.name
+    weight = (
+        args.latency_weight[0]
+        if len(args.latency_weight) == 1
+        else tuple(args.latency_weight)
+    )
     if args.quick:
         args.trials, args.search_examples, args.final_examples = 2, 256, 256
         args.search_epochs = args.final_epochs = 1
@@ -167,6 +179,8 @@ def main():
             reference=reference,
             trials=args.trials,
             epochs=args.search_epochs,
+            strategy=args.strategy,
+            latency_weight=weight,
             path=os.path.join(tmp, "found.keras"),
             seed=0,
         )
