@@ -74,8 +74,15 @@ def markdown(results):
     lines = [
         "# Hardware-aware architecture search: Fashion-MNIST",
         "",
-        f"Search: `search_architecture` ({search['strategy']}: Optuna TPE on "
-        f"MnasNet's reward accuracy x (latency / target)^w, w = {search['latency_weight']}),"
+        f"Search: `search_architecture` ({search['strategy']}: "
+        + (
+            "Optuna TPE on MnasNet's reward accuracy x (latency / target)^w, "
+            f"w = {search['latency_weight']}"
+            if search["strategy"] == "mnasnet"
+            else "Optuna multi-objective TPE, accuracy up, latency down, the "
+            "target as a constraint"
+        )
+        + "),"
         f" {search['trials']} trials of a space of {search['space_size']:,} "
         f"architectures, each trained {search['epochs']} epoch(s) on "
         f"{search['train_examples']:,} training images and scored on "
