@@ -13,7 +13,7 @@ the 10,000 test images; their float32 files are timed side by side.
     .venv/bin/python benchmarks/nas.py [--trials 12] [--search-examples 5000]
         [--search-epochs 1] [--final-examples 10000] [--final-epochs 2]
         [--seeds 0 1 2] [--latency-weight -0.07 | 0 -1] [--strategy mnasnet]
-        [--name nas] [--quick]
+        [--name nas] [--search-from benchmarks/results/nas.json] [--quick]
 
 Writes benchmarks/results/<name>.md and .json (after the search and after
 each seed, so an interrupted run keeps what it measured).
@@ -92,6 +92,11 @@ def markdown(results):
         f"it. Search cost: {search['seconds']:.0f} s wall-clock on this "
         "shared 2-core machine.",
         "",
+        *(
+            [f"(Search reused from `{search['reused_from']}`.)", ""]
+            if "reused_from" in search
+            else []
+        ),
         "Trials (validation accuracy after the short training; latency = "
         "ratio to the reference in the same run x the reference's time at "
         "the start; `*` returned, `P` on the Pareto front):",
@@ -155,6 +160,9 @@ def main():
     )
     parser.add_argument("--strategy", default="mnasnet", choices=["mnasnet", "pareto"])
     parser.add_argument("--name", default="nas", help="results file name")
+    parser.add_argument(
+        "--search-from", help="an earlier run's .json: reuse its search"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     args = parser.parse_args()
     name = args.name
@@ -179,22 +187,30 @@ def main():
     reference = build("mobilenet")
     space = SearchSpace((28, 28, 1), 10)
     with tempfile.TemporaryDirectory() as tmp:
-        _, report = search_architecture(
-            space=space,
-            data=(x_train[: args.search_examples], y_train[: args.search_examples]),
-            validation_data=(x_val, y_val),
-            reference=reference,
-            trials=args.trials,
-            epochs=args.search_epochs,
-            strategy=args.strategy,
-            latency_weight=weight,
-            path=os.path.join(tmp, "found.keras"),
-            seed=0,
-        )
-        print(report)
-        results = {"search": {**report.to_dict(), "trials": len(report.rows)}}
+        if args.search_from:
+            # The search of an earlier run, for a longer final comparison.
+            search = json.loads(pathlib.Path(args.search_from).read_text())["search"]
+            results = {"search": {**search, "reused_from": args.search_from}}
+            best = next(r for r in search["rows"] if r["name"] == search["best"])
+            choices, description = best["choices"], best["description"]
+        else:
+            _, report = search_architecture(
+                space=space,
+                data=(x_train[: args.search_examples], y_train[: args.search_examples]),
+                validation_data=(x_val, y_val),
+                reference=reference,
+                trials=args.trials,
+                epochs=args.search_epochs,
+                strategy=args.strategy,
+                latency_weight=weight,
+                path=os.path.join(tmp, "found.keras"),
+                seed=0,
+            )
+            print(report)
+            results = {"search": {**report.to_dict(), "trials": len(report.rows)}}
+            choices = report.best_row.choices
+            description = report.best_row.description
         write(results, name)
-        choices = report.best_row.choices
 
         x_final, y_final = x_train[: args.final_examples], y_train[: args.final_examples]
         final = {
@@ -204,7 +220,7 @@ def main():
             "latency_rounds": args.latency_rounds,
             "small_mobilenet_v2": {"label": "small_mobilenet_v2 (hand-designed)",
                                    "test_accuracy": []},
-            "found": {"label": f"found: {report.best_row.description}",
+            "found": {"label": f"found: {description}",
                       "choices": choices, "test_accuracy": []},
         }
         for key, model in (("small_mobilenet_v2", build("mobilenet")),
