@@ -58,6 +58,11 @@ def trained(model, x, y, epochs, seed):
     return model
 
 
+def cell(text):
+    """`text` for a Markdown table cell (architectures hold `|`)."""
+    return text.replace("|", "\\|")
+
+
 def spread(values):
     return max(values) - min(values)
 
@@ -114,7 +119,7 @@ def markdown(results):
             f"{row['estimated_latency_ms']:.4f}"
             f"{'' if row['within_target'] else ' (over)'} | "
             f"{row['latency_ratio']:.3f} | {row['macs']:,} | {row['params']:,} | "
-            f"{row['reward']:.4f} | {row['description']} |"
+            f"{row['reward']:.4f} | {cell(row['description'])} |"
         )
     final = results.get("final")
     if final:
@@ -134,7 +139,7 @@ def markdown(results):
             m = final[key]
             accs = m["test_accuracy"]
             lines.append(
-                f"| {m['label']} | {100 * statistics.mean(accs):.2f}% | "
+                f"| {cell(m['label'])} | {100 * statistics.mean(accs):.2f}% | "
                 f"{100 * spread(accs):.2f} pt | "
                 + ", ".join(f"{100 * a:.2f}" for a in accs)
                 + f" | {m['latency_ms']:.4f} | {m['latency_ratio']:.3f} | "
