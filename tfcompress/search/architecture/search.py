@@ -110,14 +110,10 @@ class ArchitectureSearchProblem:
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.seed = seed
-        self.settings = dict(
-            quantization=quantization,
-            num_threads=num_threads,
-            latency_fn=latency_fn,
-            latency_runs=latency_runs,
-        )
         # A worker is given the reference's time measured by the main
-        # process, so that every worker's estimates share one scale.
+        # process, so that every worker's estimates share one scale: its
+        # meter skips timing the reference at start, then times every
+        # candidate (side by side with the reference) all the same.
         self.meter = LiteRTCostMeter(
             reference,
             quantization=quantization,
