@@ -16,6 +16,10 @@
   searched by Optuna's multi-objective TPE under a `Budget` on the file
   (bytes, LiteRT latency), every candidate measured in LiteRT;
   `quantize_per_op` writes one given assignment.
+- `search_architecture`: hardware-aware architecture search over a
+  `SearchSpace` of tfcompress blocks (MnasNet's reward on Optuna's TPE,
+  or multi-objective), each candidate trained briefly and timed in
+  LiteRT; the found model is a plain `.keras` file of our layers.
 """
 
 try:
@@ -26,6 +30,12 @@ except ImportError as error:
         'installed. Install it with: pip install "tfcompress[search]"'
     ) from error
 
+from tfcompress.search.architecture import ArchitectureSearchReport  # noqa: E402
+from tfcompress.search.architecture import ArchitectureTrial  # noqa: E402
+from tfcompress.search.architecture import SearchSpace  # noqa: E402
+from tfcompress.search.architecture import Stage  # noqa: E402
+from tfcompress.search.architecture import mnasnet_reward  # noqa: E402
+from tfcompress.search.architecture import search_architecture  # noqa: E402
 from tfcompress.search.budget import Budget  # noqa: E402
 from tfcompress.search.budget import Cost  # noqa: E402
 from tfcompress.search.budget import measure_cost  # noqa: E402
@@ -42,16 +52,22 @@ from tfcompress.search.precision_search import search_precision  # noqa: E402
 from tfcompress.search.study_storage import storage_from  # noqa: E402
 
 __all__ = [
+    "ArchitectureSearchReport",
+    "ArchitectureTrial",
     "Budget",
     "ChannelSearchReport",
     "Cost",
     "LiteRTCostMeter",
+    "SearchSpace",
     "SearchTrial",
+    "Stage",
     "PrecisionSearchReport",
     "PrecisionTrial",
     "fit_channel_sparsity",
     "measure_cost",
+    "mnasnet_reward",
     "quantize_per_op",
+    "search_architecture",
     "search_channel_sparsity",
     "search_precision",
     "storage_from",

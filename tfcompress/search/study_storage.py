@@ -39,16 +39,51 @@ def storage_from(storage):
     )
 
 
-def open_study(storage, study_name, seed, direction="maximize"):
-    """Creates the study, or loads it when its storage holds it already."""
+def open_study(
+    storage,
+    study_name,
+    seed,
+    direction="maximize",
+    directions=None,
+    startup_trials=None,
+    constrained=False,
+):
+    """Creates the study, or loads it when its storage holds it already.
+
+    The sampler is TPE; with `directions` (e.g. `["maximize",
+    "minimize"]`) the study is multi-objective. `startup_trials` random
+    trials come first (Optuna's default, 10, when `None`). With
+    `constrained`, trials report constraints with `set_constraint`, which
+    Optuna 4 lacks: there they go to the trial's `"constraints"` user
+    attribute (`set_constraints`), which the sampler then reads.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = {} if startup_trials is None else {"n_startup_trials": startup_trials}
+    if constrained and not hasattr(optuna.trial.Trial, "set_constraint"):
+        sampler["constraints_func"] = _user_constraints
+    objectives = (
+        {"direction": direction} if directions is None else {"directions": directions}
+    )
     return optuna.create_study(
         storage=storage_from(storage),
         study_name=study_name,
-        direction=direction,
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=optuna.samplers.TPESampler(seed=seed, **sampler),
         load_if_exists=study_name is not None,
+        **objectives,
     )
+
+
+def set_constraints(trial, constraints):
+    """Reports `{name: value}` constraints (feasible when every value is
+    <= 0) on any Optuna >= 4 (see `open_study`)."""
+    trial.set_user_attr("constraints", list(constraints.values()))
+    if hasattr(trial, "set_constraint"):
+        for name, value in constraints.items():
+            trial.set_constraint(name, value)
+
+
+def _user_constraints(trial):
+    return trial.user_attrs["constraints"]
 
 
 def completed_trials(study):
