@@ -370,7 +370,9 @@ def _fastest_policy(model, latency, accuracy_target, confidences, correct,
                 thresholds[index] = threshold
             seconds, _ = latency.chain(kept)
             exits = exit_indices(confidences, thresholds)
-            average = _chain_costs(seconds, kept, count)[exits].mean()
+            # Only kept exits and the final are ever left at.
+            points = np.array([*kept, count])
+            average = seconds[np.searchsorted(points, exits)].mean()
             # Ties go to fewer exits (tried first): fewer files, same time.
             if best is None or average < best[0]:
                 best = (average, kept, thresholds)
@@ -378,24 +380,28 @@ def _fastest_policy(model, latency, accuracy_target, confidences, correct,
     seconds, macs = latency.chain(kept)
     return _policy(
         model, thresholds, confidences, correct,
-        _chain_costs(macs, kept, count), full_macs, full_accuracy, target,
-        exits=kept, seconds=_chain_costs(seconds, kept, count),
+        _chain_costs(macs, kept, count, latency, 1), full_macs,
+        full_accuracy, target, exits=kept,
+        seconds=_chain_costs(seconds, kept, count, latency, 0),
         full_seconds=latency.full_seconds,
     )
 
 
-def _chain_costs(chain, kept, count):
+def _chain_costs(chain, kept, count, latency=None, index_of=1):
     """Per exit index (and the final, `count`): the cost of an example
-    leaving there when stages end at `kept`, from `StageLatency.chain`.
-    A dropped exit gets the cost of the next kept one (no example leaves
-    there)."""
-    costs = np.empty(count + 1)
-    position = 0
+    leaving there when stages end at `kept`, from `StageLatency.chain`
+    (`index_of`: 0 for seconds, 1 for MACs). A dropped exit gets what
+    leaving there would cost were it kept too (no example leaves there)."""
     points = [*kept, count]
+    costs = np.empty(count + 1)
     for index in range(count + 1):
-        while points[position] < index:
-            position += 1
-        costs[index] = chain[position]
+        if index in points:
+            costs[index] = chain[points.index(index)]
+        else:
+            with_it = tuple(sorted({*kept, index}))
+            costs[index] = latency.chain(with_it)[index_of][
+                with_it.index(index)
+            ]
     return costs
 
 
