@@ -132,6 +132,7 @@ def measure_stage_latency(
     quantization="none",
     examples=200,
     rounds=5,
+    calibration_data=None,
     calibration_steps=100,
     num_threads=1,
     verbose="auto",
@@ -148,11 +149,13 @@ def measure_stage_latency(
 
     Args:
         model: A model from `attach_exits`.
-        data: Images, an array `(N, *input_shape)`: timing inputs, and
-            calibration images for the integer modes.
+        data: Images to time on, an array `(N, *input_shape)`.
         quantization: A `to_tflite` mode. Defaults to `"none"`.
         examples: Examples timed per segment and round. Defaults to `200`.
         rounds: Rounds. Defaults to `5`.
+        calibration_data: Calibration images for the integer modes (pass
+            what `export_stages` gets, so that the segments are the files
+            it writes). Defaults to `None`: `data`.
         calibration_steps: Calibration examples (integer modes). Defaults
             to `100`.
         num_threads: Interpreter threads. Defaults to `1`.
@@ -190,16 +193,21 @@ def measure_stage_latency(
             f"Received: model={model.name!r}"
         )
     count = len(names)
-    data = np.asarray(data, np.float32)
-    size = max(examples, calibration_steps if quantization in INTEGER_MODES
-               else 0)
-    inputs = _features_at_cuts(model, data[:size])
+    inputs = _features_at_cuts(model, np.asarray(data, np.float32)[:examples])
+    calibration = None
+    if quantization in INTEGER_MODES:
+        if calibration_data is None:
+            calibration_data = data
+        calibration = _features_at_cuts(
+            model,
+            np.asarray(calibration_data, np.float32)[:calibration_steps],
+        )
     segments = []
     with tempfile.TemporaryDirectory() as scratch:
         for start in range(INPUT, count):
             for end in range(start + 1, count + 1):
                 segments.append(_export_segment(
-                    model, start, end, inputs, scratch, quantization,
+                    model, start, end, calibration, scratch, quantization,
                     calibration_steps, num_threads, verbose,
                 ))
         timings = {id(segment): [] for segment in segments}
@@ -245,7 +253,7 @@ def _features_at_cuts(model, x):
     return result
 
 
-def _export_segment(model, start, end, inputs, scratch, quantization,
+def _export_segment(model, start, end, calibration, scratch, quantization,
                     calibration_steps, num_threads, verbose):
     count = len(exit_names(model))
     kept = [index for index in (start, end) if 0 <= index < count]
@@ -254,7 +262,7 @@ def _export_segment(model, start, end, inputs, scratch, quantization,
     path = os.path.join(scratch, f"segment_{start + 1}_{end}.tflite")
     export = to_tflite(
         stage, path, quantization=quantization,
-        data=(inputs[start] if quantization in INTEGER_MODES else None),
+        data=None if calibration is None else calibration[start],
         calibration_steps=calibration_steps, verbose=0,
     )
     macs = int(profile(stage).macs)

@@ -363,16 +363,17 @@ def _fastest_policy(model, latency, accuracy_target, confidences, correct,
             rows = list(kept)
             chosen = _greedy(accuracy_target, confidences[rows],
                              correct[[*rows, count]])
-            # An exit no example may take costs time for nothing.
-            kept = tuple(i for i, t in zip(kept, chosen) if math.isfinite(t))
             thresholds = [math.inf] * count
             for index, threshold in zip(rows, chosen):
                 thresholds[index] = threshold
-            seconds, _ = latency.chain(kept)
-            exits = exit_indices(confidences, thresholds)
-            # Only kept exits and the final are ever left at.
-            points = np.array([*kept, count])
-            average = seconds[np.searchsorted(points, exits)].mean()
+            thresholds = _refine(
+                thresholds, kept, accuracy_target, confidences, correct,
+                _chain_costs(latency.chain(kept)[0], kept, count),
+            )
+            # An exit no example may take costs time for nothing.
+            kept = tuple(i for i in kept if math.isfinite(thresholds[i]))
+            costs = _chain_costs(latency.chain(kept)[0], kept, count)
+            average = costs[exit_indices(confidences, thresholds)].mean()
             # Ties go to fewer exits (tried first): fewer files, same time.
             if best is None or average < best[0]:
                 best = (average, kept, thresholds)
@@ -387,16 +388,52 @@ def _fastest_policy(model, latency, accuracy_target, confidences, correct,
     )
 
 
-def _chain_costs(chain, kept, count, latency=None, index_of=1):
+def _refine(thresholds, kept, accuracy_target, confidences, correct, costs,
+            passes=4):
+    """Coordinate descent from the greedy thresholds: each kept exit's
+    threshold in turn is set to the candidate with the lowest expected
+    cost that keeps the accuracy target. Greedy fills the earliest exit
+    first, which minimizes MACs when cost grows with depth; by measured
+    latency a later exit can save more per point of accuracy given up."""
+    def cost_and_accuracy(trial):
+        exits = exit_indices(confidences, trial)
+        columns = np.arange(correct.shape[1])
+        return costs[exits].mean(), correct[exits, columns].mean()
+
+    candidates = {
+        index: [*np.unique(np.quantile(
+            confidences[index], np.linspace(0.0, 1.0, CANDIDATES))),
+            math.inf]
+        for index in kept
+    }
+    best, _ = cost_and_accuracy(thresholds)
+    for _ in range(passes):
+        improved = False
+        for index in kept:
+            for candidate in candidates[index]:
+                trial = list(thresholds)
+                trial[index] = float(candidate)
+                cost, accuracy = cost_and_accuracy(trial)
+                if accuracy >= accuracy_target - 1e-12 and cost < best - 1e-12:
+                    thresholds, best, improved = trial, cost, True
+        if not improved:
+            break
+    return thresholds
+
+
+def _chain_costs(chain, kept, count, latency=None, index_of=0):
     """Per exit index (and the final, `count`): the cost of an example
     leaving there when stages end at `kept`, from `StageLatency.chain`
     (`index_of`: 0 for seconds, 1 for MACs). A dropped exit gets what
-    leaving there would cost were it kept too (no example leaves there)."""
+    leaving there would cost were it kept too (no example leaves there),
+    or, without `latency`, infinity."""
     points = [*kept, count]
     costs = np.empty(count + 1)
     for index in range(count + 1):
         if index in points:
             costs[index] = chain[points.index(index)]
+        elif latency is None:
+            costs[index] = math.inf  # never left at; not reported
         else:
             with_it = tuple(sorted({*kept, index}))
             costs[index] = latency.chain(with_it)[index_of][
