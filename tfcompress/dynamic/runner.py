@@ -50,7 +50,12 @@ class StageCall:
         self.output_index = {
             name: int(detail["index"]) for name, detail in outputs.items()
         }
-        self.logits_index = self.output_index[LOGITS]
+        if LOGITS not in self.output_index and len(outputs) == 1:
+            # A plain model's file (the model without exits, timed the
+            # same way): its one output is the logits.
+            (self.logits_index,) = self.output_index.values()
+        else:
+            self.logits_index = self.output_index[LOGITS]
         self.features_index = self.output_index.get(FEATURES)
         self.confidence_index = self.output_index.get(CONFIDENCE)
         self._batch = None
@@ -232,8 +237,10 @@ class EarlyExitRunner:
 
         Returns:
             `(logits, exits)`: float32 logits `(N, classes)` from the exit
-            each example left at, and that exit's index (`len(thresholds)`
-            for the final head), an int array `(N,)`.
+            each example left at, and that exit's index among the files'
+            exits (`len(thresholds)` for the final head), an int array
+            `(N,)`. For files exported with `exits=policy.exits`, exit `i`
+            is the model's exit `policy.exits[i]`.
         """
         x = np.ascontiguousarray(x, np.float32)
         logits_out, exits_out = [], []
