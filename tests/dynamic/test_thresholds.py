@@ -151,4 +151,6 @@ def test_measured_segments_cover_every_pair_of_cuts(trained, digits):
     policy = calibrate_exits(with_exits, (digits[2], digits[3]),
                              max_accuracy_drop=0.02, latency=latency)
     assert policy.accuracy >= policy.full_accuracy - 0.02
-    assert policy.average_seconds <= latency.full_seconds
+    # Keeping no exit is one of the subsets tried (up to float rounding
+    # of the mean).
+    assert policy.average_seconds <= latency.full_seconds * (1 + 1e-9)
