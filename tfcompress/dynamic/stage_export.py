@@ -25,6 +25,8 @@ import tensorflow as tf
 
 from tfcompress.argument_validation import integer_at_least
 from tfcompress.argument_validation import verbosity
+from tfcompress.dynamic.exit_naming import exit_names
+from tfcompress.dynamic.stages import kept_exits
 from tfcompress.dynamic.stages import split_stages
 from tfcompress.dynamic.stages import stage_macs
 from tfcompress.export import to_tflite
@@ -40,6 +42,7 @@ from tfcompress.report import format_table
 # Names of the tensors of every stage signature, in both kinds of file.
 FEATURES = "features"
 LOGITS = "logits"
+CONFIDENCE = "confidence"
 SINGLE_FILE = "stages.tflite"
 
 
@@ -75,6 +78,8 @@ class StageExport(Report):
         single_file: The file with one signature per stage, or `None`.
         single_file_note: Why there is no single file, or `""`.
         single_file_bytes: Its size (0 without it).
+        exits: Indices of the model's exits the stages end at (every exit
+            unless `export_stages` was given `exits`).
     """
 
     rows: tuple
@@ -82,6 +87,7 @@ class StageExport(Report):
     single_file: str | None
     single_file_note: str
     single_file_bytes: int
+    exits: tuple = ()
 
     @property
     def paths(self):
@@ -113,14 +119,27 @@ class StageExport(Report):
         return "\n".join(lines)
 
 
-def stage_models(model):
+def stage_models(model, exits=None):
     """The stages of `model` as models with named outputs: stage K <
-    last outputs `{"features", "logits"}`, the last `{"logits"}`."""
+    last outputs `{"features", "logits", "confidence"}`, the last
+    `{"logits"}`. `exits` as in `split_stages`.
+
+    `confidence` is the exit's largest softmax probability, shape
+    `(batch,)`, computed in the stage's graph: the runner reads one number
+    per example instead of computing a softmax in NumPy after each call.
+    """
     named = []
-    for stage in split_stages(model):
+    for stage in split_stages(model, exits):
         outputs = stage.outputs
         if len(outputs) == 2:
-            outputs = {FEATURES: outputs[0], LOGITS: outputs[1]}
+            logits = outputs[1]
+            outputs = {
+                FEATURES: outputs[0],
+                LOGITS: logits,
+                CONFIDENCE: keras.ops.max(
+                    keras.ops.softmax(logits, axis=-1), axis=-1
+                ),
+            }
         else:
             outputs = {LOGITS: outputs[0]}
         named.append(keras.Model(stage.inputs, outputs, name=stage.name))
@@ -135,13 +154,17 @@ def export_stages(
     data=None,
     calibration_steps=100,
     single_file=True,
+    exits=None,
     verbose="auto",
 ):
     """Writes the stages of a model with exits as `.tflite` files.
 
-    Stage K's file maps `features` (the image, for stage 0) to `features`
-    and `logits` (exit K's); the last stage's maps `features` to the final
-    `logits`. Per-stage files go through `tfcompress.export.to_tflite` with
+    Stage K's file maps `features` (the image, for stage 0) to `features`,
+    `logits` (exit K's) and `confidence` (their largest softmax
+    probability); the last stage's maps `features` to the final `logits`.
+    With `exits` (`ExitPolicy.exits`), stages end only at those exits: the
+    layers up to the next kept exit run as one stage, without the heads of
+    the exits in between. Per-stage files go through `tfcompress.export.to_tflite` with
     `quantization`; for the integer modes, stage 0 is calibrated on `data`
     and stage K on the features the float stages 0..K-1 compute from
     `data`. The single file holds every stage as a signature
@@ -158,6 +181,8 @@ def export_stages(
         calibration_steps: Examples to calibrate on. Defaults to `100`.
         single_file: Whether to write `stages.tflite` too. Defaults to
             `True`.
+        exits: Indices of the exits to keep (`ExitPolicy.exits`). Defaults
+            to `None`: every exit.
         verbose: `0` silent; `1`, `2` or `"auto"` print one line per file.
             Defaults to `"auto"`.
 
@@ -165,15 +190,15 @@ def export_stages(
         A `StageExport`.
 
     Raises:
-        ValueError: If `quantization` is unknown, or an integer mode has no
-            `data`.
+        ValueError: If `quantization` is unknown, an integer mode has no
+            `data`, or `exits` names an exit the model does not have.
 
     Example:
 
     ```python
     export = export_stages(with_exits, "stages", quantization="int8",
-                           data=x_train[:500])
-    runner = EarlyExitRunner(export.paths, policy.thresholds)
+                           data=x_train[:500], exits=policy.exits)
+    runner = EarlyExitRunner(export.paths, policy.stage_thresholds)
     ```
     """
     if quantization not in QUANTIZATION_MODES:
@@ -189,9 +214,10 @@ def export_stages(
             f"`quantization={quantization!r}` calibrates each stage: pass "
             "calibration images as `data`. Received: data=None"
         )
+    kept = kept_exits(exits, len(exit_names(model)))
     os.makedirs(directory, exist_ok=True)
-    stages = stage_models(model)
-    macs = stage_macs(model)
+    stages = stage_models(model, kept)
+    macs = stage_macs(model, kept)
     features = None
     calibration = {}
     if integer:
@@ -243,6 +269,7 @@ def export_stages(
         single_file=single,
         single_file_note=note,
         single_file_bytes=single_bytes,
+        exits=kept,
     )
 
 

@@ -8,9 +8,18 @@ examples leaving there) that keeps the accuracy of the whole policy at the
 target, given the thresholds already chosen and no later exit taken.
 Early exits are the cheap ones, so filling them first saves the most MACs
 per point of accuracy given up.
+
+With measured latencies (`measure_stage_latency`), every subset of the
+exits is tried: stages end only at the exits kept (the layers in between
+run as one stage, without the dropped exits' heads), thresholds are
+chosen for the kept exits as above, and the subset with the lowest
+expected latency per example wins. An exit whose head and extra call cost
+more than the examples leaving there save is dropped; if no subset beats
+the model without exits, none is kept.
 """
 
 import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -38,7 +47,11 @@ class ExitDecision(Row):
             that is never taken.
         exit_rate: Fraction of the examples that leave here.
         accuracy: Top-1 of the examples that leave here (`None` if none).
-        macs: MACs per example spent by an example that leaves here.
+        macs: MACs per example spent by an example that leaves here (the
+            backbone up to here, the heads of the kept exits before it and
+            its own).
+        seconds: Measured latency of an example that leaves here, when the
+            policy was calibrated with `latency` (else `None`).
     """
 
     name: str
@@ -46,6 +59,7 @@ class ExitDecision(Row):
     exit_rate: float
     accuracy: float | None
     macs: int
+    seconds: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -62,6 +76,15 @@ class ExitPolicy(Report):
         full_macs: MACs per example of the backbone and final head alone
             (the model without exits).
         target: What the thresholds were chosen for, as text.
+        exits: Indices of the exits the stages end at under this policy:
+            every exit, unless it was calibrated with `latency`, which
+            drops the exits that do not pay for themselves. Export with
+            `export_stages(..., exits=policy.exits)` and run with
+            `stage_thresholds`.
+        average_seconds: Expected latency per example from the measured
+            segment latencies (`None` without `latency`).
+        full_seconds: Measured latency of the model without exits (`None`
+            without `latency`).
     """
 
     rows: tuple
@@ -71,29 +94,57 @@ class ExitPolicy(Report):
     average_macs: float
     full_macs: int
     target: str
+    exits: tuple | None = None
+    average_seconds: float | None = None
+    full_seconds: float | None = None
 
-    summary = ("macs_ratio",)
+    summary = ("macs_ratio", "latency_ratio", "stage_thresholds")
+
+    def __post_init__(self):
+        if self.exits is None:
+            object.__setattr__(
+                self, "exits", tuple(range(len(self.thresholds)))
+            )
 
     @property
     def macs_ratio(self):
         """Average MACs under the policy / the model without exits."""
         return self.average_macs / self.full_macs
 
+    @property
+    def latency_ratio(self):
+        """Expected latency under the policy / the model without exits
+        (`None` without measured latencies)."""
+        if self.average_seconds is None or not self.full_seconds:
+            return None
+        return self.average_seconds / self.full_seconds
+
+    @property
+    def stage_thresholds(self):
+        """The thresholds of the kept exits (`exits`), for an
+        `EarlyExitRunner` over stages exported with `exits=policy.exits`."""
+        return tuple(self.thresholds[index] for index in self.exits)
+
     def table(self):
         def number(value, pattern):
             return "-" if value is None else format(value, pattern)
 
+        timed = self.average_seconds is not None
+        kept = {*self.exits, len(self.thresholds)}
         lines = format_table(
-            ["exit", "threshold", "exit rate", "top-1", "MACs"],
+            ["exit", "kept", "threshold", "exit rate", "top-1", "MACs"]
+            + (["latency"] if timed else []),
             [
                 [
                     row.name,
+                    "yes" if index in kept else "no",
                     number(row.threshold, ".4f"),
                     f"{row.exit_rate:.3f}",
                     number(row.accuracy, ".4f"),
                     f"{row.macs:,}",
                 ]
-                for row in self.rows
+                + ([f"{1e6 * row.seconds:.1f} us"] if timed else [])
+                for index, row in enumerate(self.rows)
             ],
         )
         lines.append(
@@ -102,6 +153,12 @@ class ExitPolicy(Report):
             f"{self.average_macs:,.0f} = {self.macs_ratio:.3f} x "
             f"{self.full_macs:,}"
         )
+        if timed:
+            lines.append(
+                f"expected latency {1e6 * self.average_seconds:.1f} us = "
+                f"{self.latency_ratio:.3f} x {1e6 * self.full_seconds:.1f} "
+                "us (model without exits), from measured segments"
+            )
         return "\n".join(lines)
 
 
@@ -112,6 +169,7 @@ def calibrate_exits(
     max_accuracy_drop=None,
     target_accuracy=None,
     macs_budget=None,
+    latency=None,
     batch_size=256,
 ):
     """Chooses each exit's confidence threshold on validation data.
@@ -126,6 +184,13 @@ def calibrate_exits(
     (`split_stages`); an example that goes on past an exit has paid for
     that exit's head too.
 
+    With `latency` (`measure_stage_latency`), the policy minimizes the
+    measured latency per example instead: it tries every subset of the
+    exits (stages fused between kept exits), chooses thresholds for each
+    as above, and keeps the subset with the lowest expected latency
+    (`ExitPolicy.exits`; possibly none, when no exit pays for its head and
+    its extra call).
+
     Args:
         model: A model from `attach_exits`, its exits trained.
         validation_data: `(x_val, y_val)`, integer labels.
@@ -133,6 +198,9 @@ def calibrate_exits(
             top-1, a fraction (0.005 is half a point).
         target_accuracy: Lowest accepted top-1, a fraction.
         macs_budget: Largest accepted average MACs per example.
+        latency: A `StageLatency` of this model (`measure_stage_latency`):
+            choose which exits to keep by measured latency. Not with
+            `macs_budget`.
         batch_size: Examples per prediction batch. Defaults to `256`.
 
     Returns:
@@ -140,15 +208,19 @@ def calibrate_exits(
 
     Raises:
         ValueError: If more than one target is given, a target is out of
-            range, or the budget is below what the first exit costs.
+            range, the budget is below what the first exit costs, or
+            `latency` was measured on a model with other exits or comes
+            with `macs_budget`.
 
     Example:
 
     ```python
+    latency = measure_stage_latency(with_exits, x_val[:200])
     policy = calibrate_exits(with_exits, (x_val, y_val),
-                             max_accuracy_drop=0.005)
-    print(policy)  # thresholds, exit rates, average MACs
-    runner = EarlyExitRunner(files, policy.thresholds)
+                             max_accuracy_drop=0.005, latency=latency)
+    print(policy)  # kept exits, thresholds, exit rates, MACs, latency
+    export = export_stages(with_exits, "stages", exits=policy.exits)
+    runner = EarlyExitRunner(export.paths, policy.stage_thresholds)
     ```
     """
     given = {
@@ -176,6 +248,21 @@ def calibrate_exits(
             )
     else:
         _check_fraction(key, value)
+    count = len(exit_names(model))
+    if latency is not None:
+        if key == "macs_budget":
+            raise ValueError(
+                "`latency` chooses exits by measured time; a MACs budget "
+                "chooses them by MACs. Give one. Received: "
+                f"macs_budget={value!r} and latency"
+            )
+        if getattr(latency, "num_exits", None) != count:
+            raise ValueError(
+                "`latency` must be `measure_stage_latency` of this model "
+                f"({count} exits). Received: "
+                f"{getattr(latency, 'num_exits', type(latency).__name__)}"
+                " exits"
+            )
     x_val, y_val = validation_data
     y_val = np.asarray(y_val).reshape(-1)
     outputs = model.predict(np.asarray(x_val), batch_size=batch_size,
@@ -194,8 +281,13 @@ def calibrate_exits(
         accuracy_target = value
         if key == "max_accuracy_drop":
             accuracy_target = full_accuracy - value
-        thresholds = _greedy(accuracy_target, confidences, correct)
         target = f"{key}={value}"
+        if latency is not None:
+            return _fastest_policy(
+                model, latency, accuracy_target, confidences, correct,
+                full_macs, full_accuracy, target,
+            )
+        thresholds = _greedy(accuracy_target, confidences, correct)
     return _policy(
         model, thresholds, confidences, correct, cumulative, full_macs,
         full_accuracy, target,
@@ -260,14 +352,105 @@ def _for_budget(budget, confidences, correct, cumulative):
     return best
 
 
+def _fastest_policy(model, latency, accuracy_target, confidences, correct,
+                    full_macs, full_accuracy, target):
+    """The subset of exits, and its thresholds, with the lowest expected
+    measured latency at the accuracy target."""
+    count = len(confidences)
+    best = None
+    for size in range(count + 1):
+        for kept in itertools.combinations(range(count), size):
+            rows = list(kept)
+            chosen = _greedy(accuracy_target, confidences[rows],
+                             correct[[*rows, count]])
+            thresholds = [math.inf] * count
+            for index, threshold in zip(rows, chosen):
+                thresholds[index] = threshold
+            thresholds = _refine(
+                thresholds, kept, accuracy_target, confidences, correct,
+                _chain_costs(latency.chain(kept)[0], kept, count),
+            )
+            # An exit no example may take costs time for nothing.
+            kept = tuple(i for i in kept if math.isfinite(thresholds[i]))
+            costs = _chain_costs(latency.chain(kept)[0], kept, count)
+            average = costs[exit_indices(confidences, thresholds)].mean()
+            # Ties go to fewer exits (tried first): fewer files, same time.
+            if best is None or average < best[0]:
+                best = (average, kept, thresholds)
+    average, kept, thresholds = best
+    seconds, macs = latency.chain(kept)
+    return _policy(
+        model, thresholds, confidences, correct,
+        _chain_costs(macs, kept, count, latency, 1), full_macs,
+        full_accuracy, target, exits=kept,
+        seconds=_chain_costs(seconds, kept, count, latency, 0),
+        full_seconds=latency.full_seconds,
+    )
+
+
+def _refine(thresholds, kept, accuracy_target, confidences, correct, costs,
+            passes=4):
+    """Coordinate descent from the greedy thresholds: each kept exit's
+    threshold in turn is set to the candidate with the lowest expected
+    cost that keeps the accuracy target. Greedy fills the earliest exit
+    first, which minimizes MACs when cost grows with depth; by measured
+    latency a later exit can save more per point of accuracy given up."""
+    def cost_and_accuracy(trial):
+        exits = exit_indices(confidences, trial)
+        columns = np.arange(correct.shape[1])
+        return costs[exits].mean(), correct[exits, columns].mean()
+
+    candidates = {
+        index: [*np.unique(np.quantile(
+            confidences[index], np.linspace(0.0, 1.0, CANDIDATES))),
+            math.inf]
+        for index in kept
+    }
+    best, _ = cost_and_accuracy(thresholds)
+    for _ in range(passes):
+        improved = False
+        for index in kept:
+            for candidate in candidates[index]:
+                trial = list(thresholds)
+                trial[index] = float(candidate)
+                cost, accuracy = cost_and_accuracy(trial)
+                if accuracy >= accuracy_target - 1e-12 and cost < best - 1e-12:
+                    thresholds, best, improved = trial, cost, True
+        if not improved:
+            break
+    return thresholds
+
+
+def _chain_costs(chain, kept, count, latency=None, index_of=0):
+    """Per exit index (and the final, `count`): the cost of an example
+    leaving there when stages end at `kept`, from `StageLatency.chain`
+    (`index_of`: 0 for seconds, 1 for MACs). A dropped exit gets what
+    leaving there would cost were it kept too (no example leaves there),
+    or, without `latency`, infinity."""
+    points = [*kept, count]
+    costs = np.empty(count + 1)
+    for index in range(count + 1):
+        if index in points:
+            costs[index] = chain[points.index(index)]
+        elif latency is None:
+            costs[index] = math.inf  # never left at; not reported
+        else:
+            with_it = tuple(sorted({*kept, index}))
+            costs[index] = latency.chain(with_it)[index_of][
+                with_it.index(index)
+            ]
+    return costs
+
+
 def _policy(model, thresholds, confidences, correct, cumulative, full_macs,
-            full_accuracy, target):
-    exits = exit_indices(confidences, thresholds)
+            full_accuracy, target, exits=None, seconds=None,
+            full_seconds=None):
+    exit_of = exit_indices(confidences, thresholds)
     columns = np.arange(correct.shape[1])
     names = [*exit_names(model), "final"]
     rows = []
     for index, name in enumerate(names):
-        leaving = exits == index
+        leaving = exit_of == index
         threshold = None
         if index < len(thresholds) and math.isfinite(thresholds[index]):
             threshold = float(thresholds[index])
@@ -281,16 +464,22 @@ def _policy(model, thresholds, confidences, correct, cumulative, full_macs,
                     if leaving.any() else None
                 ),
                 macs=int(cumulative[index]),
+                seconds=None if seconds is None else float(seconds[index]),
             )
         )
     return ExitPolicy(
         rows=tuple(rows),
         thresholds=tuple(float(t) for t in thresholds),
-        accuracy=float(correct[exits, columns].mean()),
+        accuracy=float(correct[exit_of, columns].mean()),
         full_accuracy=full_accuracy,
-        average_macs=float(cumulative[exits].mean()),
+        average_macs=float(cumulative[exit_of].mean()),
         full_macs=full_macs,
         target=target,
+        exits=exits,
+        average_seconds=(
+            None if seconds is None else float(seconds[exit_of].mean())
+        ),
+        full_seconds=full_seconds,
     )
 
 
