@@ -53,6 +53,9 @@ from tfcompress.quantization.keep_float import check_keep_float
 from tfcompress.quantization.keep_float import keep_float_nodes
 from tfcompress.quantization.layer_ops import layer_scopes
 from tfcompress.quantization.layer_ops import op_layers
+from tfcompress.quantization.qat_parity import OpParity
+from tfcompress.quantization.qat_parity import QATParityReport
+from tfcompress.quantization.qat_parity import qat_parity
 from tfcompress.quantization.quantization_error import (
     layer_quantization_error,
 )
@@ -106,6 +109,9 @@ __all__ = [
     "QuantizeRule",
     "RoundedKernels",
     "layer_quantization_error",
+    "qat_parity",
+    "QATParityReport",
+    "OpParity",
     "QuantizationErrorReport",
     "OpQuantizationError",
     "CALIBRATION_METHODS",
