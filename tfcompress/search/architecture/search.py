@@ -57,6 +57,21 @@ from tfcompress.search.worker_processes import run_worker_processes
 from tfcompress.search.worker_processes import trial_shares
 
 STRATEGIES = ("mnasnet", "pareto")
+# The `ArchitectureTrial` fields a trial keeps in the study (user attrs),
+# so that a resumed or shared study rebuilds its rows.
+_TRIAL_FIELDS = (
+    "description",
+    "accuracy",
+    "latency_ms",
+    "latency_ratio",
+    "estimated_latency_ms",
+    "macs",
+    "params",
+    "tflite_bytes",
+    "reward",
+    "within_target",
+    "seconds",
+)
 # MnasNet's soft-constraint exponent (their alpha = beta = -0.07).
 MNASNET_WEIGHT = -0.07
 
@@ -199,19 +214,7 @@ class ArchitectureSearchProblem:
         choices = self.space.sample(trial)
         row, model = self.evaluate(choices, f"trial {trial.number}")
         self.keep(row, model)
-        for field in (
-            "description",
-            "accuracy",
-            "latency_ms",
-            "latency_ratio",
-            "estimated_latency_ms",
-            "macs",
-            "params",
-            "tflite_bytes",
-            "reward",
-            "within_target",
-            "seconds",
-        ):
+        for field in _TRIAL_FIELDS:
             trial.set_user_attr(field, getattr(row, field))
         trial.set_user_attr("choices", row.choices)
         if self.strategy == "mnasnet":
@@ -481,19 +484,7 @@ def _trial_row(trial):
         choices=dict(attrs["choices"]),
         **{
             field: attrs[field]
-            for field in (
-                "description",
-                "accuracy",
-                "latency_ms",
-                "latency_ratio",
-                "estimated_latency_ms",
-                "macs",
-                "params",
-                "tflite_bytes",
-                "reward",
-                "within_target",
-                "seconds",
-            )
+            for field in _TRIAL_FIELDS
         },
     )
 
