@@ -32,7 +32,11 @@ from tfcompress.search.search_report import ChannelSearchReport
 from tfcompress.search.search_report import SearchTrial
 from tfcompress.search.study_storage import completed_trials
 from tfcompress.search.study_storage import open_study
+from tfcompress.search.worker_processes import load_worker_inputs
 from tfcompress.search.worker_processes import run_worker_processes
+from tfcompress.search.worker_processes import save_worker_inputs
+from tfcompress.search.worker_processes import shared_storage
+from tfcompress.search.worker_processes import worker_threads
 from tfcompress.search.worker_processes import trial_shares
 
 # Bisection steps of `fit_to_budget`: the shared move is then known to
@@ -645,18 +649,8 @@ def _run_workers(problem, storage, study_name, trials, workers, seed, scratch, v
     exactly `total` however the processes interleave.
     """
     total, remaining = trials
-    if not isinstance(storage, (str, os.PathLike)):
-        raise ValueError(
-            "`workers > 1` needs a `storage` the processes can share: a "
-            "journal file path, a `.db` path or a database URL. Received: "
-            f"storage={storage!r}"
-        )
-    model_path = os.path.join(scratch, "model.keras")
-    data_path = os.path.join(scratch, "data.npz")
-    problem.model.save(model_path)
-    np.savez(
-        data_path, x=problem.x, y=problem.y, x_val=problem.x_val, y_val=problem.y_val
-    )
+    storage = shared_storage(storage)
+    model_path, data_path = save_worker_inputs(scratch, problem.model, problem)
     settings = dict(
         filters=problem.filters,
         importance=problem.importance,
@@ -668,7 +662,7 @@ def _run_workers(problem, storage, study_name, trials, workers, seed, scratch, v
         num_threads=problem.num_threads,
         latency_fn=problem.latency_fn,
     )
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = worker_threads(workers)
     arguments = [
         (
             index,
@@ -676,7 +670,7 @@ def _run_workers(problem, storage, study_name, trials, workers, seed, scratch, v
             data_path,
             problem.budget,
             settings,
-            os.fspath(storage),
+            storage,
             study_name,
             share,
             threads,
@@ -703,18 +697,11 @@ def _worker_main(
     verbose,
 ):
     """Entry point of one worker process (spawned: a fresh interpreter)."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-    model = keras.saving.load_model(model_path)
-    arrays = np.load(data_path)
+    model, data, validation_data = load_worker_inputs(
+        model_path, data_path, threads
+    )
     problem = ChannelSearchProblem(
-        model,
-        budget,
-        (arrays["x"], arrays["y"]),
-        (arrays["x_val"], arrays["y_val"]),
-        **settings,
+        model, budget, data, validation_data, **settings
     )
     study = open_study(storage, study_name, settings["seed"] + 1 + index)
 

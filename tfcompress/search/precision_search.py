@@ -52,6 +52,7 @@ from tfcompress.search.precision_report import PrecisionTrial
 from tfcompress.search.study_storage import completed_trials
 from tfcompress.search.study_storage import storage_from
 from tfcompress.search.worker_processes import run_worker_processes
+from tfcompress.search.worker_processes import shared_storage
 from tfcompress.search.worker_processes import trial_shares
 
 
@@ -537,17 +538,12 @@ def _run_workers(problem, storage, study_name, trials, workers, seed, verbose):
     """Runs `workers` processes on the one study; the `remaining` trials
     are shared out, so the study ends with exactly `total`."""
     total, remaining = trials
-    if not isinstance(storage, (str, os.PathLike)):
-        raise ValueError(
-            "`workers > 1` needs a `storage` the processes can share: a "
-            "journal file path, a `.db` path or a database URL. Received: "
-            f"storage={storage!r}"
-        )
+    storage = shared_storage(storage)
     arguments = [
         (
             index,
             problem,
-            os.fspath(storage),
+            storage,
             study_name,
             share,
             seed,

@@ -53,8 +53,12 @@ from tfcompress.search.litert_cost import LiteRTCostMeter
 from tfcompress.search.study_storage import completed_trials
 from tfcompress.search.study_storage import open_study
 from tfcompress.search.study_storage import set_constraints
+from tfcompress.search.worker_processes import load_worker_inputs
 from tfcompress.search.worker_processes import run_worker_processes
+from tfcompress.search.worker_processes import save_worker_inputs
+from tfcompress.search.worker_processes import shared_storage
 from tfcompress.search.worker_processes import trial_shares
+from tfcompress.search.worker_processes import worker_threads
 
 STRATEGIES = ("mnasnet", "pareto")
 # The `ArchitectureTrial` fields a trial keeps in the study (user attrs),
@@ -498,19 +502,9 @@ def _run_workers(
     """Runs `workers` processes on the one study, sharing out the trials
     left (`trials` is `(total, remaining)`)."""
     total, remaining = trials
-    if not isinstance(storage, (str, os.PathLike)):
-        raise ValueError(
-            "`workers > 1` needs a `storage` the processes can share: a "
-            "journal file path, a `.db` path or a database URL. Received: "
-            f"storage={storage!r}"
-        )
-    reference_path = os.path.join(scratch, "reference.keras")
-    data_path = os.path.join(scratch, "data.npz")
-    reference.save(reference_path)
-    np.savez(
-        data_path, x=problem.x, y=problem.y, x_val=problem.x_val, y_val=problem.y_val
-    )
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    storage = shared_storage(storage)
+    reference_path, data_path = save_worker_inputs(scratch, reference, problem)
+    threads = worker_threads(workers)
     arguments = [
         (
             index,
@@ -518,7 +512,7 @@ def _run_workers(
             reference_path,
             data_path,
             settings,
-            os.fspath(storage),
+            storage,
             study_name,
             share,
             threads,
@@ -542,18 +536,11 @@ def _worker_main(
     verbose,
 ):
     """Entry point of one worker process (spawned: a fresh interpreter)."""
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-    reference = keras.saving.load_model(reference_path)
-    arrays = np.load(data_path)
+    reference, data, validation_data = load_worker_inputs(
+        reference_path, data_path, threads
+    )
     problem = ArchitectureSearchProblem(
-        space,
-        (arrays["x"], arrays["y"]),
-        (arrays["x_val"], arrays["y_val"]),
-        reference,
-        **settings,
+        space, data, validation_data, reference, **settings
     )
     total, share = trials
     study = _open(
