@@ -95,3 +95,44 @@ def test_export_reports_huffman_size_of_a_sparse_int8_file(tmp_path):
         export.huffman_size_bytes, figures.huffman_file_bytes
     )
     assert "Huffman-coded" in str(export)
+
+
+def test_int4_weights_are_unpacked_and_found_through_dequantize(tmp_path):
+    pytest.importorskip("ai_edge_quantizer")
+    from tfcompress.search import quantize_per_op
+    from tfcompress.search import weighted_ops
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 3)),
+                              keras.layers.Conv2D(6, 3, name="conv"),
+                              keras.layers.Flatten(),
+                              keras.layers.Dense(5, name="fc")])
+    float_file = tfcompress.to_tflite(model, tmp_path / "f.tflite", verbose=False)
+    named = weighted_ops(float_file, model)
+    quantize_per_op(
+        float_file, tmp_path / "w4.tflite",
+        assignment={name: "int4_weights" for name in named},
+        data=np.random.default_rng(0).random((8, 8, 8, 3), dtype=np.float32),
+        model=model,
+    )
+    stored = {w.kernel_of: w for w in kernels(tflite_weights(tmp_path / "w4.tflite"))}
+    # Each kernel is an int4 constant that reaches its op through DEQUANTIZE.
+    assert set(stored) == {"CONV_2D", "FULLY_CONNECTED"}
+    for op, layer, to_file_layout in (
+        ("CONV_2D", "conv", lambda k: np.transpose(k, (3, 0, 1, 2))),
+        ("FULLY_CONNECTED", "fc", np.transpose),
+    ):
+        weight = stored[op]
+        kernel = to_file_layout(model.get_layer(layer).kernel.numpy())
+        assert weight.dtype == "int4"
+        assert weight.nbytes == -(-kernel.size // 2)  # Two values a byte.
+        assert weight.values.shape == kernel.shape
+        assert -8 <= weight.values.min() and weight.values.max() <= 7
+        # Dequantized, within half a step of the Keras kernel per channel.
+        scales = np.asarray(weight.quantization.scales).reshape(
+            (-1,) + (1,) * (kernel.ndim - 1))
+        error = np.abs(weight.dequantized() - kernel)
+        assert np.all(error <= 0.5 * scales + 1e-6)
+    # Every int4 kernel is coded as its unpacked values.
+    assert value_compression(tmp_path / "w4.tflite").kernel_bytes == sum(
+        w.nbytes for w in stored.values())

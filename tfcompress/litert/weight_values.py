@@ -44,12 +44,14 @@ class TFLiteWeight:
         name: The tensor's name.
         dtype: The element type as stored (`"int8"`, `"float32"`, ...).
         values: The stored values, a NumPy array of the tensor's shape
-            (the integers of a quantized tensor, not dequantized); `None`
-            for a type NumPy cannot hold (packed int4).
+            (the integers of a quantized tensor, not dequantized; packed
+            int4 unpacked to int8 in [-8, 7]); `None` for a type NumPy
+            cannot hold.
         raw: The stored bytes.
         quantization: The tensor's `TensorQuantization`, or `None`.
         kernel_of: The op this tensor is the weight (filter) operand of
-            (`"CONV_2D"`, `"FULLY_CONNECTED"`, ...), or `None` for biases
+            (`"CONV_2D"`, `"FULLY_CONNECTED"`, ...), directly or through a
+            DEQUANTIZE op (weight-only quantization), or `None` for biases
             and other constants.
     """
 
@@ -102,12 +104,19 @@ def tflite_weights(path):
     with open(path, "rb") as f:
         content = f.read()
     inspection = inspect_tflite_content(content, path)
+    # A weight-only quantized kernel reaches its op through a DEQUANTIZE.
+    dequantized_from = {
+        (op.subgraph, op.outputs[0].index): op.inputs[0].index
+        for op in inspection.ops
+        if op.name == "DEQUANTIZE" and op.inputs and op.outputs
+    }
     kernel_of = {}
     for op in inspection.ops:
         index = KERNEL_INPUTS.get(op.name)
         if index is not None and len(op.inputs) > index:
-            tensor = op.inputs[index]
-            kernel_of[(op.subgraph, tensor.index)] = op.name
+            tensor = op.inputs[index].index
+            tensor = dequantized_from.get((op.subgraph, tensor), tensor)
+            kernel_of[(op.subgraph, tensor)] = op.name
     model = schema.Model.GetRootAs(content, 0)
     seen = set()
     weights = []
@@ -130,6 +139,8 @@ def tflite_weights(path):
             values = None
             if numpy_type is not None:
                 values = np.frombuffer(raw, dtype=numpy_type).reshape(shape)
+            elif tensor.Type() == schema.TensorType.INT4:
+                values = _unpacked_int4(raw, shape)
             described = _described(inspection, s, i)
             weights.append(
                 TFLiteWeight(
@@ -147,6 +158,18 @@ def tflite_weights(path):
 def kernels(weights):
     """The weights that are an op's weight operand (not biases)."""
     return tuple(w for w in weights if w.kernel_of is not None)
+
+
+def _unpacked_int4(raw, shape):
+    """Packed int4 values (two per byte, low nibble first) as int8."""
+    packed = np.frombuffer(raw, dtype=np.uint8)
+    nibbles = np.stack([packed & 0x0F, packed >> 4], axis=-1).ravel()
+    size = int(np.prod(shape, dtype=np.int64))
+    if nibbles.size < size:
+        return None  # Not the packing LiteRT uses: leave the bytes alone.
+    # Two's complement of 4 bits: 8..15 are -8..-1.
+    values = (nibbles[:size].astype(np.int8) ^ 8) - 8
+    return values.reshape(shape)
 
 
 def _described(inspection, subgraph, index):
