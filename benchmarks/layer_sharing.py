@@ -5,9 +5,11 @@ A CNN with a stage of `--blocks` identical 3x3 convolutions (32 -> 32
 channels, 14x14) is trained; `tfcompress.clustering.share_layers` replaces
 the stage's blocks by one (initialized as their mean) and the shared model
 is fine-tuned. The unshared model fine-tuned for the same epochs is the
-control. Every model is exported float32 and int8 (the converter's
-calibrated post-training quantization); accuracy is measured in LiteRT on
-the 10,000 test images, and the files' kernels are read back.
+control; the shared model trained from scratch for all the epochs shows
+what sharing costs when it is designed in. Every model is exported
+float32 and int8 (the converter's calibrated post-training quantization);
+accuracy is measured in LiteRT on the 10,000 test images, and the files'
+kernels are read back.
 
     .venv/bin/python benchmarks/layer_sharing.py [--epochs 3]
         [--finetune-epochs 2] [--blocks 4] [--quick]
@@ -102,7 +104,9 @@ def markdown(results):
         f"{args['seed']}). `share_layers` makes the stage's blocks one block "
         "(weights: the blocks' mean), fine-tuned "
         f"{args['finetune_epochs']} epoch(s) (Adam 3e-4); the control is the "
-        "unshared model fine-tuned the same epochs. Accuracy in LiteRT on the "
+        "unshared model fine-tuned the same epochs; \"shared from the start\" is "
+        "the shared model trained from scratch for "
+        f"{args['epochs'] + args['finetune_epochs']} epochs (Adam 1e-3). Accuracy in LiteRT on the "
         "10,000 test images; int8: the converter's calibrated PTQ (256 "
         "images); agreement: top-1 of the file vs its Keras model; stored "
         "kernels: the kernels read back from the file (each stored once).",
@@ -162,6 +166,14 @@ def main():
         compile_keras3(control, 3e-4).fit(
             x_train, y_train, epochs=args.finetune_epochs, **fit)
         rows.append(measure("unshared, fine-tuned (control)", control, data, tmp))
+        # Shared from the start (ALBERT's way): one block trained for all
+        # the epochs the others had in total.
+        keras.utils.set_random_seed(args.seed)
+        tied, _ = share_layers(repeated_block_cnn(args.blocks),
+                               initialization="first")
+        compile_keras3(tied, 1e-3).fit(
+            x_train, y_train, epochs=args.epochs + args.finetune_epochs, **fit)
+        rows.append(measure("shared from the start", tied, data, tmp))
     results = {"args": vars(args), "train": len(x_train), "rows": rows,
                "sharing": str(report)}
     os.makedirs(RESULTS, exist_ok=True)
