@@ -19,8 +19,13 @@ calibration images.
 
     .venv/bin/python benchmarks/mixed_precision.py [--models cnn mobilenet]
         [--trials 16] [--quick]
+    .venv/bin/python benchmarks/mixed_precision.py --speed-up [--trials 16]
 
-Writes benchmarks/results/mixed_precision.md and .json.
+Writes benchmarks/results/mixed_precision.md and .json. `--speed-up`
+instead runs the same size-budget search on the first model with 1 and
+with 2 worker processes sharing one study (a size budget: no latency is
+timed, so the two workers do not disturb each other's measurements) and
+writes mixed_precision_speed_up.md and .json.
 """
 
 import argparse
@@ -219,6 +224,68 @@ def run_model(kind, args, data):
     }
 
 
+def speed_up(kind, args, data):
+    """Wall time of one size-budget search with 1 and with 2 workers."""
+    (x_train, y_train), validation, _ = data
+    keras.utils.set_random_seed(0)
+    model = compile_keras3(build(kind), 1e-3)
+    model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
+    calibration = x_train[: args.calibration]
+    seconds, best, runs = {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = os.path.join(tmp, "float.tflite")
+        int8_path = os.path.join(tmp, "int8.tflite")
+        to_tflite(model, float_path, verbose=0)
+        names = list(weighted_ops(float_path, model))
+        quantize_per_op(float_path, int8_path, assignment={n: "int8" for n in names},
+                        data=calibration, model=model)
+        ratio = os.path.getsize(int8_path) / os.path.getsize(float_path)
+        budget = Budget(tflite_bytes_ratio=round(ratio + (1 - ratio) / 3, 3))
+        for workers in (1, 2):
+            start = time.perf_counter()
+            _, report = search_precision(
+                model, budget=budget, data=calibration, validation_data=validation,
+                trials=args.trials, path=os.path.join(tmp, f"searched_{workers}.tflite"),
+                storage=os.path.join(tmp, f"study_{workers}.log"),
+                study_name=f"speed_up_{workers}", workers=workers, seed=0, verbose=1,
+            )
+            seconds[workers] = time.perf_counter() - start
+            best[workers] = report.best_accuracy
+            runs[workers] = len(report.rows)
+            log(f"{kind}: {workers} worker(s): {seconds[workers]:.0f} s, "
+                f"{len(report.rows)} trials")
+    return {
+        "model": kind, "budget": str(budget), "trials": args.trials,
+        "seconds": seconds, "best_validation_accuracy": best,
+        "trials_run": runs,
+        "speed_up": seconds[1] / seconds[2],
+    }
+
+
+def speed_up_markdown(speed):
+    return "\n".join([
+        "# Mixed-precision search: 1 vs 2 worker processes",
+        "",
+        f"`search_precision` on the {speed['model']} model, size budget "
+        f"{speed['budget']}, `trials={speed['trials']}` (after the "
+        f"uniform assignments), on {os.cpu_count()} cores; the two workers "
+        "share one Optuna journal study (each starts its own process: "
+        "TensorFlow's import and the model's load are in the wall time; a "
+        "worker may finish the trial it began when the count was reached).",
+        "",
+        "| workers | wall time | trials run | s per trial | best validation accuracy |",
+        "|---|---|---|---|---|",
+        *(f"| {w} | {speed['seconds'][w]:.0f} s | {speed['trials_run'][w]} | "
+          f"{speed['seconds'][w] / speed['trials_run'][w]:.1f} | "
+          f"{speed['best_validation_accuracy'][w]:.4f} |" for w in (1, 2)),
+        "",
+        f"Speed-up with 2 workers: {speed['speed_up']:.2f}x in wall time, "
+        f"{speed['speed_up'] * speed['trials_run'][2] / speed['trials_run'][1]:.2f}x "
+        "in trials per second.",
+        *command_lines(),
+    ])
+
+
 def markdown(results, args):
     lines = [
         "# Mixed precision: searched per-layer precision vs hand rules (LiteRT)",
@@ -304,6 +371,8 @@ def main():
     parser.add_argument("--latency-runs", type=int, default=100)
     parser.add_argument("--name", default="mixed_precision")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--speed-up", action="store_true",
+                        help="only time the search with 1 and 2 workers")
     args = parser.parse_args()
     if args.quick:
         args.train, args.validation, args.epochs, args.trials = 3000, 500, 1, 3
@@ -318,6 +387,14 @@ def main():
         (x_test, y_test),
     )
     RESULTS.mkdir(exist_ok=True)
+    if args.speed_up:
+        speed = speed_up(args.models[0], args, data)
+        name = f"{args.name}_speed_up"
+        (RESULTS / f"{name}.json").write_text(json.dumps(speed, indent=2, default=float))
+        text = speed_up_markdown(speed)
+        (RESULTS / f"{name}.md").write_text(text)
+        print(text)
+        return
     start = time.perf_counter()
     results = [run_model(kind, args, data) for kind in args.models]
     log(f"total {time.perf_counter() - start:.0f} s")
