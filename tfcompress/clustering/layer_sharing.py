@@ -99,7 +99,7 @@ def shareable_groups(model, min_params=1):
     graph = functional_graph.functional_graph(model, "shareable_groups")
     calls = functional_graph.call_counts(graph)
     by_signature = {}
-    for node in functional_graph.call_nodes(graph):
+    for node in _nodes_by_layer(graph).values():
         layer = node.operation
         if (
             not isinstance(layer, keras.layers.Layer)
@@ -107,7 +107,13 @@ def shareable_groups(model, min_params=1):
             or layer.count_params() < max(1, min_params)
         ):
             continue
-        by_signature.setdefault(_signature(layer, node), []).append(layer.name)
+        signature = (
+            type(layer),
+            repr(sorted(_config_without_name(layer).items())),
+            tuple(tuple(w.shape) for w in layer.weights),
+            _input_shapes(node),
+        )
+        by_signature.setdefault(signature, []).append(layer.name)
     return [names for names in by_signature.values() if len(names) > 1]
 
 
@@ -161,13 +167,15 @@ def share_layers(model, groups=None, *, initialization="mean"):
                 "aside) and input shape. Pass `groups` to say which layers "
                 "to share."
             )
-    groups = _checked_groups(graph, groups)
+    nodes = _nodes_by_layer(graph)
+    groups = _checked_groups(graph, nodes, groups)
     shared_of = {}
     shared_groups = []
     for names in groups:
-        layers = [graph.get_layer(name) for name in names]
+        layers = [nodes[name].operation for name in names]
+        shapes = _input_shapes(nodes[names[0]])
         shared = cloning.copy_layer(layers[0], name=names[0])
-        shared.build(_input_shape(graph, layers[0]))
+        shared.build(shapes[0] if len(shapes) == 1 else list(shapes))
         shared.set_weights(_initial_weights(layers, initialization))
         for name in names:
             shared_of[name] = shared
@@ -186,18 +194,25 @@ def share_layers(model, groups=None, *, initialization="mean"):
     )
 
 
-def _signature(layer, node):
+def _nodes_by_layer(graph):
+    """`{layer name: its first call node}`, in graph order."""
+    nodes = {}
+    for node in functional_graph.call_nodes(graph):
+        nodes.setdefault(node.operation.name, node)
+    return nodes
+
+
+def _config_without_name(layer):
     config = dict(layer.get_config())
     config.pop("name", None)
-    return (
-        type(layer),
-        repr(sorted(config.items())),
-        tuple(tuple(w.shape) for w in layer.weights),
-        tuple(tuple(t.shape) for t in node.input_tensors),
-    )
+    return config
 
 
-def _checked_groups(graph, groups):
+def _input_shapes(node):
+    return tuple(tuple(t.shape) for t in node.input_tensors)
+
+
+def _checked_groups(graph, nodes, groups):
     if isinstance(groups, str) or not all(
         isinstance(g, (list, tuple)) for g in groups
     ):
@@ -205,10 +220,7 @@ def _checked_groups(graph, groups):
             "`groups` must be a list of lists of layer names, e.g. "
             f"[['block2', 'block3']]. Received: {groups!r}"
         )
-    nodes = {}
     calls = functional_graph.call_counts(graph)
-    for node in functional_graph.call_nodes(graph):
-        nodes.setdefault(node.operation.name, node)
     order = {name: i for i, name in enumerate(nodes)}
     seen = set()
     checked = []
@@ -256,25 +268,16 @@ def _difference(a, b):
     la, lb = a.operation, b.operation
     if type(la) is not type(lb):
         return f"classes {type(la).__name__} vs {type(lb).__name__}"
-    ca, cb = dict(la.get_config()), dict(lb.get_config())
+    ca, cb = _config_without_name(la), _config_without_name(lb)
     for key in sorted(set(ca) | set(cb)):
-        if key != "name" and ca.get(key) != cb.get(key):
+        if ca.get(key) != cb.get(key):
             return f"config {key!r}: {ca.get(key)!r} vs {cb.get(key)!r}"
-    sa = [tuple(t.shape) for t in a.input_tensors]
-    sb = [tuple(t.shape) for t in b.input_tensors]
+    sa, sb = list(_input_shapes(a)), list(_input_shapes(b))
     if sa != sb:
         return f"input shapes {sa} vs {sb}"
     if not la.weights:
         return "the layers have no weights (nothing to share)"
     return ""
-
-
-def _input_shape(graph, layer):
-    for node in functional_graph.call_nodes(graph):
-        if node.operation is layer:
-            shapes = [tuple(t.shape) for t in node.input_tensors]
-            return shapes[0] if len(shapes) == 1 else shapes
-    raise ValueError(f"Layer {layer.name!r} is not called in the model.")
 
 
 def _initial_weights(layers, initialization):

@@ -26,23 +26,24 @@ import tensorflow as tf
 from tfcompress.argument_validation import integer_at_least
 from tfcompress.argument_validation import verbosity
 from tfcompress.dynamic.exit_naming import exit_names
+from tfcompress.dynamic.runner import CONFIDENCE
+from tfcompress.dynamic.runner import FEATURES
+from tfcompress.dynamic.runner import LOGITS
 from tfcompress.dynamic.stages import kept_exits
 from tfcompress.dynamic.stages import split_stages
 from tfcompress.dynamic.stages import stage_macs
 from tfcompress.export import to_tflite
 from tfcompress.export.atomic_write import write_atomically
 from tfcompress.export.converter import INTEGER_MODES
-from tfcompress.export.converter import QUANTIZATION_MODES
 from tfcompress.export.converter import converter_settings
+from tfcompress.export.export_arguments import check_quantization
 from tfcompress.litert import inspect_tflite
 from tfcompress.report import Report
 from tfcompress.report import Row
 from tfcompress.report import format_table
 
-# Names of the tensors of every stage signature, in both kinds of file.
-FEATURES = "features"
-LOGITS = "logits"
-CONFIDENCE = "confidence"
+# The names of every stage signature's tensors (FEATURES, LOGITS,
+# CONFIDENCE) are the runner's, which reads them.
 SINGLE_FILE = "stages.tflite"
 
 
@@ -201,11 +202,7 @@ def export_stages(
     runner = EarlyExitRunner(export.paths, policy.stage_thresholds)
     ```
     """
-    if quantization not in QUANTIZATION_MODES:
-        raise ValueError(
-            f"`quantization` must be one of {QUANTIZATION_MODES}. "
-            f"Received: quantization={quantization!r}"
-        )
+    check_quantization(quantization)
     integer_at_least("calibration_steps", calibration_steps, minimum=1)
     verbose = verbosity(verbose)
     integer = quantization in INTEGER_MODES

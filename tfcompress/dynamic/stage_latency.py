@@ -34,7 +34,7 @@ from tfcompress.dynamic.stage_export import stage_models
 from tfcompress.dynamic.stages import cut_layers
 from tfcompress.export import to_tflite
 from tfcompress.export.converter import INTEGER_MODES
-from tfcompress.export.converter import QUANTIZATION_MODES
+from tfcompress.export.export_arguments import check_quantization
 from tfcompress.report import Report
 from tfcompress.report import Row
 from tfcompress.report import format_table
@@ -176,11 +176,7 @@ def measure_stage_latency(
     policy = calibrate_exits(with_exits, (x_val, y_val), latency=latency)
     ```
     """
-    if quantization not in QUANTIZATION_MODES:
-        raise ValueError(
-            f"`quantization` must be one of {QUANTIZATION_MODES}. "
-            f"Received: quantization={quantization!r}"
-        )
+    check_quantization(quantization)
     integer_at_least("examples", examples, minimum=1)
     integer_at_least("rounds", rounds, minimum=1)
     integer_at_least("calibration_steps", calibration_steps, minimum=1)
@@ -207,7 +203,7 @@ def measure_stage_latency(
         for start in range(INPUT, count):
             for end in range(start + 1, count + 1):
                 segments.append(_export_segment(
-                    model, start, end, calibration, scratch, quantization,
+                    model, count, start, end, calibration, scratch, quantization,
                     calibration_steps, num_threads, verbose,
                 ))
         timings = {id(segment): [] for segment in segments}
@@ -253,9 +249,8 @@ def _features_at_cuts(model, x):
     return result
 
 
-def _export_segment(model, start, end, calibration, scratch, quantization,
-                    calibration_steps, num_threads, verbose):
-    count = len(exit_names(model))
+def _export_segment(model, count, start, end, calibration, scratch,
+                    quantization, calibration_steps, num_threads, verbose):
     kept = [index for index in (start, end) if 0 <= index < count]
     stages = stage_models(model, kept)
     stage = stages[0 if start == INPUT else 1]
