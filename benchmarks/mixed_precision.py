@@ -83,6 +83,19 @@ def hand_rules(model, float_path, calibration, validation, tmp):
     }
 
 
+def size_budget(float_path, int8_path):
+    """A third of the way from the all-int8 file's bytes to float32's."""
+    ratio = os.path.getsize(int8_path) / os.path.getsize(float_path)
+    return Budget(tflite_bytes_ratio=round(ratio + (1 - ratio) / 3, 3))
+
+
+def trained_model(kind, args, x_train, y_train):
+    keras.utils.set_random_seed(0)
+    model = compile_keras3(build(kind), 1e-3)
+    model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
+    return model
+
+
 def file_row(path, test):
     precision = tflite_precision(path)
     return {
@@ -98,8 +111,7 @@ def run_budget(kind, model, float_path, files, rules, data, args, tmp, objective
     int8_path = files["all int8"]
     # A third of the way from all-int8 to float32: between the two.
     if objective == "size":
-        ratio = os.path.getsize(int8_path) / os.path.getsize(float_path)
-        budget = Budget(tflite_bytes_ratio=round(ratio + (1 - ratio) / 3, 3))
+        budget = size_budget(float_path, int8_path)
     else:
         ms = compare_latency([float_path, int8_path], num_runs=200, rounds=3)
         ratio = ms[int8_path] / ms[float_path]
@@ -190,9 +202,7 @@ def ptq_vs_aeq(kind, model, float_path, calibration, test, tmp):
 
 def run_model(kind, args, data):
     (x_train, y_train), validation, test = data
-    keras.utils.set_random_seed(0)
-    model = compile_keras3(build(kind), 1e-3)
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
+    model = trained_model(kind, args, x_train, y_train)
     log(f"{kind}: Keras test accuracy {top1(model, *test):.4f}")
     calibration = x_train[: args.calibration]
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,9 +237,7 @@ def run_model(kind, args, data):
 def speed_up(kind, args, data):
     """Wall time of one size-budget search with 1 and with 2 workers."""
     (x_train, y_train), validation, _ = data
-    keras.utils.set_random_seed(0)
-    model = compile_keras3(build(kind), 1e-3)
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
+    model = trained_model(kind, args, x_train, y_train)
     calibration = x_train[: args.calibration]
     seconds, best, runs = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -239,8 +247,7 @@ def speed_up(kind, args, data):
         names = list(weighted_ops(float_path, model))
         quantize_per_op(float_path, int8_path, assignment={n: "int8" for n in names},
                         data=calibration, model=model)
-        ratio = os.path.getsize(int8_path) / os.path.getsize(float_path)
-        budget = Budget(tflite_bytes_ratio=round(ratio + (1 - ratio) / 3, 3))
+        budget = size_budget(float_path, int8_path)
         for workers in (1, 2):
             start = time.perf_counter()
             _, report = search_precision(
