@@ -9,6 +9,11 @@ their order, until `prune_channels` says the model just fits. Every
 candidate therefore costs the same, so the accuracy after a short
 fine-tune is the whole comparison. Uniform sparsity at the same budget is
 scored the same way, in the same run.
+
+With `decompose=`, a trial also picks for each candidate layer whether to
+factorize it and at what energy fraction (`decomposition_choices`); the
+ranks stay fixed while `fit_to_budget` moves the sparsities, so the
+pruned-then-decomposed model just fits.
 """
 
 import math
@@ -26,6 +31,9 @@ from tfcompress.pruning.channels import prune_channels
 from tfcompress.search.budget import Budget
 from tfcompress.search.budget import Cost
 from tfcompress.search.budget import measure_cost
+from tfcompress.search.decomposition_choices import ENERGY_CHOICES
+from tfcompress.search.decomposition_choices import decomposable_layers
+from tfcompress.search.decomposition_choices import decompose_pruned
 from tfcompress.search.litert_cost import QUANTIZATIONS
 from tfcompress.search.litert_cost import LiteRTCostMeter
 from tfcompress.search.search_report import ChannelSearchReport
@@ -50,6 +58,10 @@ _LITERT_BISECTION_STEPS = 6
 _MEASURED_TOLERANCE = 0.08
 
 
+class _UnreachableBudget(ValueError):
+    """Even `max_sparsity` everywhere does not fit (see `fit_to_budget`)."""
+
+
 class ChannelSearchProblem:
     """One model, its channel groups, a budget and how candidates score.
 
@@ -72,6 +84,7 @@ class ChannelSearchProblem:
         quantization="none",
         num_threads=1,
         latency_fn=None,
+        decompose=None,
     ):
         self.model = model
         self.budget = budget
@@ -95,6 +108,12 @@ class ChannelSearchProblem:
                 )
                 + "; there is nothing to search."
             )
+        self.decompose = decompose
+        # The layers a trial may decompose (checked here, on the original
+        # model: pruning keeps every layer's name and class).
+        self.decomposable = (
+            [] if decompose is None else decomposable_layers(model, decompose)
+        )
         self.quantization = quantization
         self.num_threads = num_threads
         self.latency_fn = latency_fn
@@ -126,31 +145,53 @@ class ChannelSearchProblem:
         """`{first name of each group: sparsity}` for a list of floats."""
         return {group[0]: float(s) for group, s in zip(self.groups, proposal)}
 
-    def cost(self, proposal):
-        """The `Cost` of the model pruned by `proposal`.
+    def cost(self, proposal, ranks=None):
+        """The `Cost` of the model pruned by `proposal` (then decomposed
+        by `ranks`, `{layer: energy fraction}`, if given).
 
         Cached by the channels each group keeps (what `prune_channels`
-        keeps follows from them), so that the bisection's nearby proposals
-        rebuild the model once.
+        keeps follows from them) and the ranks, so that the bisection's
+        nearby proposals rebuild the model once.
         """
-        key = tuple(
+        return self._measured(proposal, ranks)[0]
+
+    def applied_ranks(self, proposal, ranks):
+        """The part of `ranks` that `decompose` applied after `proposal`'s
+        pruning: a layer pruned too small to gain from a rank is skipped."""
+        return self._measured(proposal, ranks)[1]
+
+    def _measured(self, proposal, ranks):
+        ranks = dict(ranks or {})
+        kept = tuple(
             size - math.floor(s * size + 1e-9) for size, s in zip(self.sizes, proposal)
         )
+        key = (kept, tuple(sorted(ranks.items())))
         if (
-            key == tuple(self.sizes)
+            kept == tuple(self.sizes)
+            and not ranks
             and self.meter is not None
             and self.quantization == "none"
         ):
-            return self.reference  # Nothing pruned: the reference file.
+            return self.reference, {}  # Nothing pruned: the reference file.
         if key not in self._costs:
-            pruned, report = self._prune(proposal)
+            candidate, applied, macs, params = self._build(proposal, ranks)
             measured = (None, None, None)
             if self.meter is not None:
-                measured = self.meter.measure(pruned)
-            self._costs[key] = Cost(
-                int(report.macs_after), int(report.params_after), *measured
-            )
+                measured = self.meter.measure(candidate)
+            self._costs[key] = (Cost(macs, params, *measured), applied)
         return self._costs[key]
+
+    def _build(self, proposal, ranks):
+        """`(model, applied ranks, MACs, params)` of one candidate: pruned
+        by `proposal`, then decomposed by `ranks`; compiled like `model`."""
+        pruned, report = self._prune(proposal)
+        if not ranks:
+            return pruned, {}, int(report.macs_after), int(report.params_after)
+        # `decompose` compiles its result like `pruned`, which
+        # `prune_channels` compiled like the original: the fine-tune sees
+        # the original's loss and optimizer settings either way.
+        decomposed, applied, report = decompose_pruned(pruned, ranks)
+        return decomposed, applied, int(report.macs_after), int(report.params_after)
 
     def _prune(self, proposal):
         return prune_channels(
@@ -164,8 +205,12 @@ class ChannelSearchProblem:
             ),
         )
 
-    def fit_to_budget(self, proposal):
+    def fit_to_budget(self, proposal, ranks=None):
         """Moves every sparsity of `proposal` until the model just fits.
+
+        With `ranks` (`{layer: energy fraction}`) every candidate is also
+        decomposed by them; the ranks stay fixed, only the sparsities move
+        (if the decomposition alone fits, the sparsities are all 0).
 
         `t` in `[-1, 1]` moves them together: below 0 toward no pruning
         (`s * (1 + t)`), above 0 toward `max_sparsity`
@@ -186,31 +231,35 @@ class ChannelSearchProblem:
                 return [s * (1 + t) for s in proposal]
             return [s + t * (self.max_sparsity - s) for s in proposal]
 
+        def cost(t):
+            return self.cost(moved(t), ranks)
+
         def fits(t):
-            return self.budget.allows(self.cost(moved(t)), self.reference)
+            return self.budget.allows(cost(t), self.reference)
 
         if fits(-1.0):
-            return moved(-1.0), self.cost(moved(-1.0))
+            return moved(-1.0), cost(-1.0)
         if not fits(1.0):
-            cost = self.cost(moved(1.0))
-            ratios = cost.ratio_to(self.reference)
+            reached = cost(1.0)
+            ratios = reached.ratio_to(self.reference)
             measured = (
                 f" (measured on {self.meter.setting})" if self.meter else ""
             )
-            raise ValueError(
+            decomposed = f" and layers decomposed ({ranks})" if ranks else ""
+            raise _UnreachableBudget(
                 f"The budget ({self.budget}) is not reachable by channel "
                 f"pruning: with every channel group at max_sparsity="
-                f"{self.max_sparsity} the model keeps "
+                f"{self.max_sparsity}{decomposed} the model keeps "
                 + ", ".join(
                     f"{ratios[k]:.3f} of its {_NAMES.get(k, k)}" for k in ratios
                 )
-                + _absolute(cost)
+                + _absolute(reached)
                 + measured
                 + ". Allow a larger budget or a larger `max_sparsity`, or "
                 "prune more layers (`filters`)."
             )
         if self.meter is not None:
-            return self._fit_measured(moved)
+            return self._fit_measured(moved, ranks)
         low, high = -1.0, 1.0
         for _ in range(_BISECTION_STEPS):
             middle = (low + high) / 2
@@ -218,9 +267,9 @@ class ChannelSearchProblem:
                 high = middle
             else:
                 low = middle
-        return moved(high), self.cost(moved(high))
+        return moved(high), cost(high)
 
-    def _fit_measured(self, moved):
+    def _fit_measured(self, moved, ranks):
         """`fit_to_budget` when every candidate is exported and timed.
 
         Regula falsi (Illinois variant) on the excess `max(cost / limit) -
@@ -232,7 +281,7 @@ class ChannelSearchProblem:
         """
 
         def excess(t):
-            cost = self.cost(moved(t))
+            cost = self.cost(moved(t), ranks)
             return 1.0 / self.budget.slack(cost, self.reference) - 1.0
 
         low, high = -1.0, 1.0
@@ -255,15 +304,16 @@ class ChannelSearchProblem:
                 low, f_low, weight_low = t, f, 1.0
                 weight_high = weight_high / 2 if last == -1 else 1.0
                 last = -1
-        return moved(high), self.cost(moved(high))
+        return moved(high), self.cost(moved(high), ranks)
 
-    def score(self, proposal):
-        """Prunes by `proposal`, fine-tunes, returns `(model, accuracy)`.
+    def score(self, proposal, ranks=None):
+        """Prunes by `proposal` (and decomposes by `ranks`), fine-tunes,
+        returns `(model, accuracy)`.
 
         With `fine_tune_epochs=0` the accuracy is measured right after
         pruning (a cheap proxy of the fine-tuned accuracy).
         """
-        pruned, _ = self._prune(proposal)
+        pruned, _, _, _ = self._build(proposal, dict(ranks or {}))
         if self.fine_tune_epochs:
             keras.utils.set_random_seed(self.seed)
             pruned.fit(
@@ -282,10 +332,25 @@ class ChannelSearchProblem:
             trial.suggest_float(f"group_{i}", 0.0, self.max_sparsity)
             for i in range(len(self.groups))
         ]
-        fitted, cost = self.fit_to_budget(proposal)
-        _, accuracy = self.score(fitted)
+        chosen = {
+            name: trial.suggest_categorical(f"energy_{name}", ENERGY_CHOICES)
+            for name in self.decomposable
+        }
+        chosen = {name: f for name, f in chosen.items() if f is not None}
+        try:
+            fitted, cost = self.fit_to_budget(proposal, chosen)
+        except _UnreachableBudget as error:
+            if not chosen:
+                raise
+            # Uniform pruning fits (it ran first), so these ranks are the
+            # cause (a decomposed model can be slower in LiteRT): the
+            # trial is dropped, the search goes on.
+            raise optuna.TrialPruned(str(error)) from None
+        ranks = self.applied_ranks(fitted, chosen)
+        _, accuracy = self.score(fitted, ranks)
         ratios = cost.ratio_to(self.reference)
         trial.set_user_attr("sparsity", self.sparsities(fitted))
+        trial.set_user_attr("ranks", ranks)
         trial.set_user_attr("macs_ratio", ratios["macs"])
         trial.set_user_attr("params_ratio", ratios["params"])
         trial.set_user_attr("tflite_bytes_ratio", ratios.get("tflite_bytes"))
@@ -331,6 +396,7 @@ def search_channel_sparsity(
     quantization="none",
     num_threads=1,
     latency_fn=None,
+    decompose=None,
     verbose=1,
 ):
     """Searches each layer's channel sparsity for a budget (AMC-style).
@@ -344,6 +410,16 @@ def search_channel_sparsity(
     the scores so far. Uniform sparsity fitted to the same budget is
     scored the same way first, as the baseline. The best proposal is
     pruned and fine-tuned again and returned.
+
+    With `decompose`, each trial also picks, for each layer it selects,
+    whether to factorize that layer (`tfcompress.decomposition.decompose`,
+    `method="auto"`) and at which fraction of its kernel's energy (one of
+    0.99, 0.95, 0.9, 0.8, 0.6). A candidate is pruned, then decomposed:
+    the ranks stay fixed while the sparsities are fitted, so the
+    decomposition buys less pruning; if it alone fits, nothing is pruned.
+    A layer that pruning leaves too small for a rank to save MACs is kept
+    whole (`SearchTrial.ranks` lists only the decomposed layers). The
+    uniform baseline is not decomposed.
 
     Args:
         model: A compiled `Sequential` or functional `keras.Model` (the
@@ -381,17 +457,26 @@ def search_channel_sparsity(
         latency_fn: `fn(tflite_path) -> seconds` to time candidates
             elsewhere (a phone) instead of `benchmark_tflite` here; must
             be picklable with `workers > 1`. Defaults to `None`.
+        decompose: Also search which layers to decompose and at what
+            rank: `"auto"` (every layer `decompose` takes by default:
+            `Dense`, `Conv1D`, `Conv2D`, `SeparableConv2D`) or which of
+            them, as `decompose`'s `filters` (a regular expression, a list
+            of them, a layer class, a callable; picklable with
+            `workers > 1`). Defaults to `None`: channel pruning only.
         verbose: `0` silent, `1` a line per trial. Defaults to `1`.
 
     Returns:
-        `(pruned_model, report)`: the best candidate, fine-tuned, and a
+        `(pruned_model, report)`: the best candidate (pruned, decomposed
+        as its trial chose), fine-tuned, and a
         `ChannelSearchReport` (every trial, the uniform baseline, the
         gain over it, wall time).
 
     Raises:
         ValueError: On bad arguments (the message says which), a model
-            without prunable channels, or a budget that even
-            `max_sparsity` everywhere cannot meet (with how close it got).
+            without prunable channels, a `decompose` that names a layer
+            `decompose` cannot factorize (with the reason) or selects
+            none, or a budget that even `max_sparsity` everywhere cannot
+            meet (with how close it got).
 
     Example:
 
@@ -400,6 +485,12 @@ def search_channel_sparsity(
         model, budget=Budget(macs_ratio=0.5),
         data=(x_train, y_train), validation_data=(x_val, y_val), trials=20)
     print(report)
+    # Pruning and decomposition searched together:
+    compressed, report = search_channel_sparsity(
+        model, budget=Budget(macs_ratio=0.3),
+        data=(x_train, y_train), validation_data=(x_val, y_val), trials=20,
+        decompose="auto")
+    print(report.row(report.best).ranks)  # e.g. {"fc": 0.9, "conv2": 0.95}
     ```
     """
     _check_arguments(model, budget, data, validation_data, max_sparsity)
@@ -424,11 +515,17 @@ def search_channel_sparsity(
         quantization=quantization,
         num_threads=num_threads,
         latency_fn=latency_fn,
+        decompose=decompose,
     )
     say = print if verbose else (lambda *_: None)
+    decomposed = (
+        f", {len(problem.decomposable)} layers to decompose or not"
+        if problem.decomposable
+        else ""
+    )
     say(
-        f"Channel search on {model.name!r}: {len(problem.groups)} groups, "
-        f"budget {budget}, {trials} trials, {workers} worker(s)"
+        f"Channel search on {model.name!r}: {len(problem.groups)} groups"
+        f"{decomposed}, budget {budget}, {trials} trials, {workers} worker(s)"
     )
     uniform_start = time.perf_counter()
     fitted, cost = problem.fit_to_budget([0.0] * len(problem.groups))
@@ -473,9 +570,15 @@ def search_channel_sparsity(
             for trial in study.trials
             if trial.state == optuna.trial.TrialState.COMPLETE
         )
+    if not rows:
+        raise ValueError(
+            f"None of the {trials} trials completed: with the layers each "
+            "decomposed, not even max_sparsity everywhere met the budget "
+            f"({budget}). Decompose fewer layers (`decompose`)."
+        )
     best = max(rows, key=lambda row: row.accuracy)
     proposal = [best.sparsity[group[0]] for group in problem.groups]
-    pruned, accuracy = problem.score(proposal)
+    pruned, accuracy = problem.score(proposal, best.ranks)
     report = ChannelSearchReport(
         model=model.name,
         budget=str(budget),
@@ -608,6 +711,7 @@ def _describe(row):
     return (
         f"MACs {row.macs_ratio:.3f}x, params {row.params_ratio:.3f}x{litert}, "
         f"accuracy {row.accuracy:.4f}, {row.seconds:.1f} s"
+        + (f", decomposed {row.ranks}" if row.ranks else "")
     )
 
 
@@ -635,6 +739,7 @@ def _trial_row(trial):
         seconds=trial.user_attrs["seconds"],
         tflite_bytes_ratio=trial.user_attrs.get("tflite_bytes_ratio"),
         latency_ratio=trial.user_attrs.get("latency_ratio"),
+        ranks=dict(trial.user_attrs.get("ranks", {})),
     )
 
 
@@ -661,6 +766,7 @@ def _run_workers(problem, storage, study_name, trials, workers, seed, scratch, v
         quantization=problem.quantization,
         num_threads=problem.num_threads,
         latency_fn=problem.latency_fn,
+        decompose=problem.decompose,
     )
     threads = worker_threads(workers)
     arguments = [

@@ -22,6 +22,9 @@ class SearchTrial(Row):
             model's float32 file's, when the budget bounds the file.
         latency_ratio: Its LiteRT latency / the original float32 file's,
             timed side by side, when the budget bounds latency.
+        ranks: `{layer: energy fraction}` of the layers decomposed after
+            pruning (`search_channel_sparsity(decompose=...)`); empty when
+            none was.
     """
 
     name: str
@@ -32,6 +35,7 @@ class SearchTrial(Row):
     seconds: float
     tflite_bytes_ratio: float | None = None
     latency_ratio: float | None = None
+    ranks: dict = dataclasses.field(default_factory=dict, hash=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +78,12 @@ class ChannelSearchReport(Report):
         return self.best_accuracy - self.uniform.accuracy
 
     def table(self):
-        """The trials and the baseline, sparsities per group, best marked."""
+        """The trials and the baseline, sparsities per group (and kept
+        energy per decomposed layer, when any was), best marked."""
         groups = list(self.uniform.sparsity)
+        decomposed = list(
+            dict.fromkeys(name for row in self.rows for name in row.ranks)
+        )
         lines = [
             f"Channel search on {self.model!r}: budget {self.budget}, "
             f"{len(self.rows)} trials ({self.fine_tune_epochs} fine-tune "
@@ -89,7 +97,16 @@ class ChannelSearchReport(Report):
             if getattr(self.uniform, field) is not None
         ]
         lines += format_table(
-            ("Trial", "MACs", "Params", *(t for t, _ in litert), "Accuracy", *groups),
+            (
+                "Trial",
+                "MACs",
+                "Params",
+                *(t for t, _ in litert),
+                "Accuracy",
+                *groups,
+                # A layer can be both a channel group and decomposed.
+                *(f"{name} energy" for name in decomposed),
+            ),
             [
                 (
                     row.name + (" *" if row.name == self.best else ""),
@@ -98,6 +115,7 @@ class ChannelSearchReport(Report):
                     *(_ratio(getattr(row, f)) for _, f in litert),
                     f"{row.accuracy:.4f}",
                     *(f"{row.sparsity[g]:.0%}" for g in groups),
+                    *(_energy(row.ranks.get(name)) for name in decomposed),
                 )
                 for row in rows
             ],
@@ -139,6 +157,10 @@ class ChannelSearchReport(Report):
         figure.savefig(path, dpi=120)
         plt.close(figure)
         return path
+
+
+def _energy(fraction):
+    return "-" if fraction is None else f"{fraction:g}"
 
 
 def _ratio(value):
