@@ -11,8 +11,15 @@ the same seed, and scored on the 10,000 test images. Last, the same search
 runs with 1 and with 2 worker processes sharing one study, for the
 speed-up.
 
+`--latency-ratio 0.5` bounds the float32 `.tflite` file's LiteRT latency (1
+thread, timed side by side with the dense model's file) instead of the
+MACs: every candidate is exported and timed while it is fitted to the
+budget, and the final uniform and searched files are timed side by side
+with the dense file once more.
+
     .venv/bin/python benchmarks/budget_search.py [--models cnn mobilenet]
-        [--trials 12] [--seeds 0 1 2] [--quick]
+        [--trials 12] [--seeds 0 1 2] [--macs-ratio 0.5 | --latency-ratio 0.5]
+        [--quick]
 
 Writes benchmarks/results/budget_search.md and .json.
 """
@@ -36,6 +43,8 @@ from fashion_mnist_runs import command_lines  # noqa: E402
 from fashion_mnist_runs import compile_keras3  # noqa: E402
 from fashion_mnist_runs import log  # noqa: E402
 from fashion_mnist_runs import top1  # noqa: E402
+from tfcompress.export import to_tflite  # noqa: E402
+from tfcompress.litert import compare_latency  # noqa: E402
 from tfcompress.pruning import prune_channels  # noqa: E402
 from tfcompress.search import Budget  # noqa: E402
 from tfcompress.search import search_channel_sparsity  # noqa: E402
@@ -51,14 +60,23 @@ def fine_tuned(model, sparsity, x, y, epochs, seed):
     return pruned, report
 
 
-def run_model(kind, args, data):
+def budget_of(args):
+    if args.latency_ratio:
+        return Budget(latency_ratio=args.latency_ratio)
+    return Budget(macs_ratio=args.macs_ratio)
+
+
+def run_model(kind, args, data, tmp):
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data
     keras.utils.set_random_seed(0)
     model = compile_keras3(build(kind), 1e-3)
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
     dense_accuracy = top1(model, x_test, y_test)
     log(f"{kind}: dense test accuracy {dense_accuracy:.4f}")
-    budget = Budget(macs_ratio=args.macs_ratio)
+    dense_file = to_tflite(
+        model, os.path.join(tmp, f"{kind}_dense.tflite"), verbose=0
+    ).path
+    budget = budget_of(args)
     search_x = x_train[: args.search_examples]
     search_y = y_train[: args.search_examples]
     runs = []
@@ -76,6 +94,7 @@ def run_model(kind, args, data):
         )
         search_seconds = time.perf_counter() - start
         final = {}
+        files = {}
         for label, sparsity in (
             ("uniform", report.uniform.sparsity),
             ("searched", report.row(report.best).sparsity),
@@ -89,11 +108,20 @@ def run_model(kind, args, data):
                 "params_ratio": prune_report.params_ratio,
                 "sparsity": sparsity,
             }
+            if args.latency_ratio:
+                files[label] = to_tflite(
+                    pruned, os.path.join(tmp, f"{label}.tflite"), verbose=0
+                ).path
             log(
                 f"{kind} seed {seed} {label}: test "
                 f"{final[label]['test_accuracy']:.4f}, MACs "
                 f"{prune_report.macs_ratio:.3f}x"
             )
+        if args.latency_ratio:
+            # The final files, timed side by side with the dense file.
+            ms = compare_latency([dense_file, *files.values()], num_runs=200, rounds=5)
+            for label, path in files.items():
+                final[label]["latency_ratio"] = ms[path] / ms[dense_file]
         runs.append(
             {
                 "seed": seed,
@@ -125,7 +153,7 @@ def speed_up(kind, args, data, tmp):
         start = time.perf_counter()
         search_channel_sparsity(
             model,
-            budget=Budget(macs_ratio=args.macs_ratio),
+            budget=budget_of(args),
             data=(x_train[: args.search_examples], y_train[: args.search_examples]),
             validation_data=(x_val, y_val),
             trials=args.speed_up_trials,
@@ -155,7 +183,15 @@ def markdown(results, speed, args):
         "# Per-layer channel sparsity search vs uniform sparsity",
         "",
         f"Fashion-MNIST. Budget: {results[0]['budget']} (of the dense "
-        f"model's MACs). Dense models trained {args.epochs} epoch(s) on "
+        + (
+            "model's float32 file's LiteRT latency, 1 thread, timed side by "
+            "side with it; every candidate exported and timed while it is "
+            "fitted to the budget, the final files timed again side by side "
+            "with the dense file"
+            if args.latency_ratio
+            else "model's MACs"
+        )
+        + f"). Dense models trained {args.epochs} epoch(s) on "
         f"{args.train} images. Search: {args.trials} Optuna TPE trials per "
         f"seed, each candidate fitted to the budget, pruned (L1), fine-tuned "
         f"1 epoch on {args.search_examples} images and scored on "
@@ -165,8 +201,12 @@ def markdown(results, speed, args):
         "same seed and scored on the 10,000 test images.",
         "",
         "| model | dense | uniform (mean, spread) | searched (mean, spread) "
-        "| gain | gain > spread | MACs uniform / searched | search time |",
-        "|---|---|---|---|---|---|---|---|",
+        "| gain | gain > spread | MACs uniform / searched "
+        + ("| latency uniform / searched " if args.latency_ratio else "")
+        + "| search time |",
+        "|---|---|---|---|---|---|---|"
+        + ("---|" if args.latency_ratio else "")
+        + "---|",
     ]
     for result in results:
         uniform = [r["uniform"]["test_accuracy"] for r in result["runs"]]
@@ -177,6 +217,11 @@ def markdown(results, speed, args):
             f"{statistics.mean(r['uniform']['macs_ratio'] for r in result['runs']):.3f}x"
             f" / {statistics.mean(r['searched']['macs_ratio'] for r in result['runs']):.3f}x"
         )
+        if args.latency_ratio:
+            macs += " | " + " / ".join(
+                f"{statistics.mean(r[label]['latency_ratio'] for r in result['runs']):.3f}x"
+                for label in ("uniform", "searched")
+            )
         seconds = statistics.mean(r["search_seconds"] for r in result["runs"])
         lines.append(
             f"| {result['model']} | {result['dense_test_accuracy']:.2%} | "
@@ -228,6 +273,12 @@ def main():
     parser.add_argument("--speed-up-trials", type=int, default=6)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--macs-ratio", type=float, default=0.5)
+    parser.add_argument(
+        "--latency-ratio",
+        type=float,
+        default=None,
+        help="bound LiteRT latency (float32 file, 1 thread) instead of MACs",
+    )
     parser.add_argument("--name", default="budget_search")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
@@ -247,8 +298,8 @@ def main():
         ),
         (x_test, y_test),
     )
-    results = [run_model(kind, args, data) for kind in args.models]
     with tempfile.TemporaryDirectory() as tmp:
+        results = [run_model(kind, args, data, tmp) for kind in args.models]
         speed = (
             speed_up(args.models[0], args, data, tmp) if args.speed_up_trials else None
         )

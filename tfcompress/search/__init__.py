@@ -8,8 +8,9 @@
 - `search_channel_sparsity`: each channel group's sparsity (and, with
   `decompose=`, each layer's decomposition rank), searched by Optuna's TPE
   so that the compressed model fits the budget with the best accuracy
-  after a short fine-tune, against uniform sparsity at the same budget. Studies persist in a journal file or database, resume, and run
-  in several worker processes.
+  after a short fine-tune, against uniform sparsity at the same budget.
+  Studies persist in a journal file or database, resume, and run in
+  several worker processes.
 - `search_precision`: each weighted op's precision (int8, int16
   activations, int4 weights, float32) on a float `.tflite` file, applied
   by ai-edge-quantizer (`pip install "tfcompress[mixed-precision]"`),
