@@ -11,6 +11,10 @@ the same seed, and scored on the 10,000 test images. Last, the same search
 runs with 1 and with 2 worker processes sharing one study, for the
 speed-up.
 
+`--decompose` lets each trial also pick which layers to decompose and at
+what kept energy (`search_channel_sparsity(..., decompose="auto")`); the
+searched model is then pruned and decomposed.
+
 `--latency-ratio 0.5` bounds the float32 `.tflite` file's LiteRT latency (1
 thread, timed side by side with the dense model's file) instead of the
 MACs: every candidate is exported and timed while it is fitted to the
@@ -43,21 +47,31 @@ from fashion_mnist_runs import command_lines  # noqa: E402
 from fashion_mnist_runs import compile_keras3  # noqa: E402
 from fashion_mnist_runs import log  # noqa: E402
 from fashion_mnist_runs import top1  # noqa: E402
+from tfcompress.decomposition import decompose  # noqa: E402
 from tfcompress.export import to_tflite  # noqa: E402
 from tfcompress.litert import compare_latency  # noqa: E402
 from tfcompress.pruning import prune_channels  # noqa: E402
 from tfcompress.search import Budget  # noqa: E402
+from tfcompress.search import measure_cost  # noqa: E402
 from tfcompress.search import search_channel_sparsity  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
-def fine_tuned(model, sparsity, x, y, epochs, seed):
-    """`model` pruned by `sparsity`, fine-tuned `epochs` with `seed`."""
-    pruned, report = prune_channels(model, sparsity=sparsity, verbose=0)
+def fine_tuned(model, sparsity, ranks, x, y, epochs, seed):
+    """`model` pruned by `sparsity` (then decomposed by `ranks`, as the
+    search built it), fine-tuned `epochs` with `seed`; and its MACs and
+    parameters against `model`'s."""
+    pruned, _ = prune_channels(model, sparsity=sparsity, verbose=0)
+    if ranks:
+        pruned, _ = decompose(pruned, rank=ranks, verbose=0)
+    cost, dense = measure_cost(pruned), measure_cost(model)
     keras.utils.set_random_seed(seed)
     pruned.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
-    return pruned, report
+    return pruned, {
+        "macs_ratio": cost.macs / dense.macs,
+        "params_ratio": cost.params / dense.params,
+    }
 
 
 def budget_of(args):
@@ -90,23 +104,25 @@ def run_model(kind, args, data, tmp):
             trials=args.trials,
             fine_tune_epochs=1,
             seed=seed,
+            decompose="auto" if args.decompose else None,
             verbose=1,
         )
         search_seconds = time.perf_counter() - start
         final = {}
         files = {}
-        for label, sparsity in (
-            ("uniform", report.uniform.sparsity),
-            ("searched", report.row(report.best).sparsity),
+        best = report.row(report.best)
+        for label, sparsity, ranks in (
+            ("uniform", report.uniform.sparsity, {}),
+            ("searched", best.sparsity, best.ranks),
         ):
-            pruned, prune_report = fine_tuned(
-                model, sparsity, x_train, y_train, args.fine_tune_epochs, seed
+            pruned, ratios = fine_tuned(
+                model, sparsity, ranks, x_train, y_train, args.fine_tune_epochs, seed
             )
             final[label] = {
                 "test_accuracy": top1(pruned, x_test, y_test),
-                "macs_ratio": prune_report.macs_ratio,
-                "params_ratio": prune_report.params_ratio,
+                **ratios,
                 "sparsity": sparsity,
+                "ranks": ranks,
             }
             if args.latency_ratio:
                 files[label] = to_tflite(
@@ -115,7 +131,7 @@ def run_model(kind, args, data, tmp):
             log(
                 f"{kind} seed {seed} {label}: test "
                 f"{final[label]['test_accuracy']:.4f}, MACs "
-                f"{prune_report.macs_ratio:.3f}x"
+                f"{final[label]['macs_ratio']:.3f}x"
             )
         if args.latency_ratio:
             # The final files, timed side by side with the dense file.
@@ -193,7 +209,14 @@ def markdown(results, speed, args):
         )
         + f"). Dense models trained {args.epochs} epoch(s) on "
         f"{args.train} images. Search: {args.trials} Optuna TPE trials per "
-        f"seed, each candidate fitted to the budget, pruned (L1), fine-tuned "
+        f"seed, each candidate fitted to the budget, pruned (L1)"
+        + (
+            ", each layer decomposed or not at the energy the trial chose "
+            '(`decompose="auto"`; the uniform baseline is not decomposed),'
+            if args.decompose
+            else ","
+        )
+        + " fine-tuned "
         f"1 epoch on {args.search_examples} images and scored on "
         f"{args.validation} validation images (held out of training). Then "
         f"the best searched and the uniform model are fine-tuned "
@@ -242,6 +265,9 @@ def markdown(results, speed, args):
             sparsity = ", ".join(
                 f"{name} {value:.0%}"
                 for name, value in run["searched"]["sparsity"].items()
+            ) + "".join(
+                f", {name} decomposed at {energy:.0%} energy"
+                for name, energy in run["searched"].get("ranks", {}).items()
             )
             lines.append(
                 f"| {result['model']} | {run['seed']} | "
@@ -278,6 +304,11 @@ def main():
         type=float,
         default=None,
         help="bound LiteRT latency (float32 file, 1 thread) instead of MACs",
+    )
+    parser.add_argument(
+        "--decompose",
+        action="store_true",
+        help='search each layer\'s decomposition rank too (decompose="auto")',
     )
     parser.add_argument("--name", default="budget_search")
     parser.add_argument("--quick", action="store_true")

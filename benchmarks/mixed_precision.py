@@ -17,8 +17,17 @@ quantization (`to_tflite(..., "int8")`) against ai-edge-quantizer's
 `static_wi8_ai8` recipe on the same float model and the same 100
 calibration images.
 
+`--models vit` runs the model zoo's ViT (6 blocks, 32x32x3 raw pixels in
+[0, 255], as keras.applications models take them): a model that full
+int8 breaks, so precision has something to win. `--uniform-rules
+int16_activations int4_weights` adds "every op int16 activations" and
+"every op int4 weights" to the hand rules.
+
     .venv/bin/python benchmarks/mixed_precision.py [--models cnn mobilenet]
         [--trials 16] [--quick]
+    .venv/bin/python benchmarks/mixed_precision.py --models vit \
+        --objectives size --trials 30 \
+        --uniform-rules int16_activations int4_weights --name mixed_precision_vit
     .venv/bin/python benchmarks/mixed_precision.py --speed-up [--trials 16]
 
 Writes benchmarks/results/mixed_precision.md and .json. `--speed-up`
@@ -47,6 +56,7 @@ from fashion_mnist_runs import command_lines  # noqa: E402
 from fashion_mnist_runs import compile_keras3  # noqa: E402
 from fashion_mnist_runs import log  # noqa: E402
 from fashion_mnist_runs import top1  # noqa: E402
+from model_zoo import image_data  # noqa: E402
 from tfcompress.export import compare_latency  # noqa: E402
 from tfcompress.export import evaluate_tflite  # noqa: E402
 from tfcompress.export import inspect_tflite  # noqa: E402
@@ -61,8 +71,9 @@ from tfcompress.search.precision_recipe import calibrate  # noqa: E402
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
-def hand_rules(model, float_path, calibration, validation, tmp):
-    """The two hand assignments, the second chosen on validation data."""
+def hand_rules(model, float_path, calibration, validation, tmp, uniform=()):
+    """The hand assignments, "most sensitive float" chosen on validation
+    data; `uniform` adds "every op <choice>" for each choice given."""
     names = list(weighted_ops(float_path, model))
     first_last = {n: "int8" for n in names}
     first_last[names[0]] = first_last[names[-1]] = "float32"
@@ -77,10 +88,13 @@ def hand_rules(model, float_path, calibration, validation, tmp):
             best, best_accuracy = name, accuracy
     sensitive = {n: "int8" for n in names}
     sensitive[best] = "float32"
-    return {
+    rules = {
         "first and last float": first_last,
         f"most sensitive float ({best})": sensitive,
     }
+    for choice in uniform:
+        rules[f"all {choice.replace('_', ' ')}"] = {n: choice for n in names}
+    return rules
 
 
 def size_budget(float_path, int8_path):
@@ -89,9 +103,40 @@ def size_budget(float_path, int8_path):
     return Budget(tflite_bytes_ratio=round(ratio + (1 - ratio) / 3, 3))
 
 
+def model_of(kind):
+    """`build(kind)`, or the model zoo's ViT (`"vit"`, 32x32x3 raw pixels)."""
+    if kind == "vit":
+        return tfcompress.models.zoo_model("vit", "full")
+    return build(kind)
+
+
+def data_of(kind, args):
+    """`(train, validation, test)`: Fashion-MNIST as the model takes it.
+
+    The ViT takes the model zoo's images: resized to 32x32, gray copied to
+    3 channels, raw pixels in [0, 255] (as keras.applications models take
+    them), which its patch convolution sees unscaled.
+    """
+    if kind == "vit":
+        (x, y), test = image_data(
+            (32, 32, 3), args.train + args.validation, 10000, args.data_dir
+        )
+        return (
+            (x[: args.train], y[: args.train]),
+            (x[args.train :], y[args.train :]),
+            test,
+        )
+    (x_train, y_train), test = tfcompress.datasets.load_fashion_mnist(args.data_dir)
+    return (
+        (x_train[: args.train], y_train[: args.train]),
+        (x_train[-args.validation :], y_train[-args.validation :]),
+        test,
+    )
+
+
 def trained_model(kind, args, x_train, y_train):
     keras.utils.set_random_seed(0)
-    model = compile_keras3(build(kind), 1e-3)
+    model = compile_keras3(model_of(kind), 1e-3)
     model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0)
     return model
 
@@ -208,7 +253,9 @@ def run_model(kind, args, data):
     with tempfile.TemporaryDirectory() as tmp:
         float_path = os.path.join(tmp, f"{kind}_float.tflite")
         to_tflite(model, float_path, verbose=0)
-        rules = hand_rules(model, float_path, calibration, validation, tmp)
+        rules = hand_rules(
+            model, float_path, calibration, validation, tmp, args.uniform_rules
+        )
         names = list(weighted_ops(float_path, model))
         files = {}
         for name, assignment in [("all int8", {n: "int8" for n in names})] + list(
@@ -377,6 +424,13 @@ def main():
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--latency-runs", type=int, default=100)
     parser.add_argument("--name", default="mixed_precision")
+    parser.add_argument(
+        "--uniform-rules",
+        nargs="*",
+        default=[],
+        help="also compare 'every op <choice>' as hand rules "
+        "(e.g. int16_activations int4_weights)",
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--speed-up", action="store_true",
                         help="only time the search with 1 and 2 workers")
@@ -385,17 +439,9 @@ def main():
         args.train, args.validation, args.epochs, args.trials = 3000, 500, 1, 3
         args.latency_runs = 20
         args.name += "_quick"
-    (x_train, y_train), (x_test, y_test) = tfcompress.datasets.load_fashion_mnist(
-        args.data_dir
-    )
-    data = (
-        (x_train[: args.train], y_train[: args.train]),
-        (x_train[-args.validation :], y_train[-args.validation :]),
-        (x_test, y_test),
-    )
     RESULTS.mkdir(exist_ok=True)
     if args.speed_up:
-        speed = speed_up(args.models[0], args, data)
+        speed = speed_up(args.models[0], args, data_of(args.models[0], args))
         name = f"{args.name}_speed_up"
         (RESULTS / f"{name}.json").write_text(json.dumps(speed, indent=2, default=float))
         text = speed_up_markdown(speed)
@@ -403,7 +449,7 @@ def main():
         print(text)
         return
     start = time.perf_counter()
-    results = [run_model(kind, args, data) for kind in args.models]
+    results = [run_model(kind, args, data_of(kind, args)) for kind in args.models]
     log(f"total {time.perf_counter() - start:.0f} s")
     (RESULTS / f"{args.name}.json").write_text(
         json.dumps({"results": results}, indent=2, default=float)
