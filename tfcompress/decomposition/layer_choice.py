@@ -96,22 +96,31 @@ def _named_layers(model, names, named_methods, default):
                 f"{method_name!r} can decompose: "
                 f"{_handled_names(model, method_name)}"
             )
-        layer_method = methods.method_for(layer, method_name)
-        if layer_method is None:
-            raise ValueError(
-                f"Method {method_name!r} decomposes "
-                f"{methods.layer_description(method_name)} layers; layer "
-                f"{name!r} is a {type(layer).__name__}. Such layers "
-                f"in the model: {_handled_names(model, method_name)}"
-            )
-        reason = layer_method.unsupported(layer)
-        if reason is not None:
-            raise ValueError(
-                f"Layer {name!r} cannot be decomposed with "
-                f"{method_name!r}: {reason}."
-            )
-        candidates.append(Candidate(layer, layer_method, explicit=True))
+        candidates.append(named_candidate(model, layer, method_name))
     return candidates
+
+
+def named_candidate(model, layer, method_name):
+    """The `Candidate` of `layer` (of `model`), which the user named.
+
+    Raises:
+        ValueError: If `method_name` cannot decompose it, saying why.
+    """
+    layer_method = methods.method_for(layer, method_name)
+    if layer_method is None:
+        raise ValueError(
+            f"Method {method_name!r} decomposes "
+            f"{methods.layer_description(method_name)} layers; layer "
+            f"{layer.name!r} is a {type(layer).__name__}. Such layers "
+            f"in the model: {_handled_names(model, method_name)}"
+        )
+    reason = layer_method.unsupported(layer)
+    if reason is not None:
+        raise ValueError(
+            f"Layer {layer.name!r} cannot be decomposed with "
+            f"{method_name!r}: {reason}."
+        )
+    return Candidate(layer, layer_method, explicit=True)
 
 
 def _handled_names(model, method_name):

@@ -68,19 +68,13 @@ def _check_named_layers(model, filters):
         layer = by_name.get(item) if isinstance(item, str) else None
         if layer is None:
             continue
-        layer_method = methods.method_for(layer, METHOD)
-        if layer_method is None:
-            reason = (
-                f"decompose handles {methods.layer_description(METHOD)} "
-                f"layers, and it is a {type(layer).__name__}"
-            )
-        else:
-            reason = layer_method.unsupported(layer)
-        if reason is not None:
+        try:
+            layer_choice.named_candidate(model, layer, METHOD)
+        except ValueError as error:
             raise ValueError(
                 f"`decompose` names layer {item!r}, which cannot be "
-                f"decomposed: {reason}. Received: decompose={filters!r}"
-            )
+                f"decomposed: {error} Received: decompose={filters!r}"
+            ) from None
 
 
 def decompose_pruned(pruned, ranks):
