@@ -17,9 +17,10 @@ quantization (`to_tflite(..., "int8")`) against ai-edge-quantizer's
 `static_wi8_ai8` recipe on the same float model and the same 100
 calibration images.
 
-`--models vit` runs the model zoo's ViT (6 blocks, 32x32x3 raw pixels in
-[0, 255], as keras.applications models take them): a model that full
-int8 breaks, so precision has something to win. `--uniform-rules
+`--models vit` runs the model zoo's ViT (6 blocks) without its input
+`Rescaling`, on 32x32x3 raw pixels in [0, 255] (as keras.applications
+models take them) that its patch convolution sees unscaled: a model that
+full int8 breaks, so precision has something to win. `--uniform-rules
 int16_activations int4_weights` adds "every op int16 activations" and
 "every op int4 weights" to the hand rules.
 
@@ -104,9 +105,12 @@ def size_budget(float_path, int8_path):
 
 
 def model_of(kind):
-    """`build(kind)`, or the model zoo's ViT (`"vit"`, 32x32x3 raw pixels)."""
+    """`build(kind)`, or the model zoo's ViT without its `Rescaling`
+    (`"vit"`, 32x32x3 raw pixels)."""
     if kind == "vit":
-        return tfcompress.models.zoo_model("vit", "full")
+        return tfcompress.models.small_vit(
+            (32, 32, 3), 10, patch=4, dim=64, heads=4, blocks=6, name="vit_full"
+        )
     return build(kind)
 
 

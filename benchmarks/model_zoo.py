@@ -22,6 +22,7 @@ Agreement is measured on held-out examples of the same task.
 Writes `results/model_zoo.md` and `results/model_zoo.json`.
 
     .venv/bin/python benchmarks/model_zoo.py [--models resnet50 vit] [--quick]
+    .venv/bin/python benchmarks/model_zoo.py --resume --redo vit
 """
 
 import argparse
@@ -144,6 +145,18 @@ def parity(model, path, x):
     }
 
 
+def kernel_agreement(path, x):
+    """Top-1 agreement of one int8 file run by XNNPACK and by TFLite's
+    builtin kernels: two correct int8 implementations that round
+    differently. Below 99%, the file's answers hinge on rounding, and no
+    simulation in Keras can agree with both."""
+    outputs = [
+        tfcompress.export.LiteRTModel(path, num_threads=1, xnnpack=xnnpack).predict(x)
+        for xnnpack in (True, False)
+    ]
+    return float(np.mean(outputs[0].argmax(-1) == outputs[1].argmax(-1)))
+
+
 def integer_share(export):
     """Share of the file's weighted ops that compute in integer."""
     precision = export.precision
@@ -232,6 +245,7 @@ def run_model(name, args, tmp):
             "float_layers": [row.name for row in report.rows if row.status != "int8"],
             **integer_share(export),
             **parity(qat_model, export, x_test),
+            "kernel_agreement": kernel_agreement(export, x_test),
         }
         if ptq_size:
             result["size_vs_ptq"] = export.size_bytes / ptq_size["bytes"]
@@ -321,6 +335,8 @@ def cell(step):
         parts.append(f"{step['size_vs_ptq']:.2f}x PTQ size")
     if "agreement" in step:
         parts.append(f"agree {step['agreement']:.1%}")
+    if "kernel_agreement" in step:
+        parts.append(f"XNNPACK vs builtin kernels {step['kernel_agreement']:.1%}")
     if "relative_error" in step and step["step"] == "float32":
         parts.append(f"rel err {step['relative_error']:.1e}")
     if "macs_ratio" in step:
@@ -352,6 +368,9 @@ def markdown(results, args):
         "weighted ops (conv, fully connected, batch matmul, gather, ...) "
         "that compute in integer, read back from the file. PTQ size: the "
         "QAT file against the converter's own int8 file of the float model. "
+        "XNNPACK vs builtin kernels: the QAT file run by LiteRT's default "
+        "XNNPACK delegate and by TFLite's builtin kernels, top-1 agreement: "
+        "how much its answers depend on rounding. "
         "Failures are listed below the table.",
         "",
         *command_lines(),
@@ -419,18 +438,29 @@ def main():
         action="store_true",
         help="keep the models results/<name>.json holds; run the others",
     )
+    parser.add_argument(
+        "--redo",
+        nargs="*",
+        default=[],
+        help="with --resume: run these models again, replacing their rows "
+        "(with --steps, only those steps' cells)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.train, args.test, args.epochs, args.qat_examples = 256, 128, 1, 128
         args.name += "_quick"
-    unknown = sorted(set(args.models) - set(ZOO_MODELS))
+    unknown = sorted(set(args.models + args.redo) - set(ZOO_MODELS))
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {ZOO_MODELS}")
     results = []
     json_path = RESULTS / f"{args.name}.json"
+    earlier = {}
     if args.resume and json_path.exists():
+        earlier = {r["model"]: r for r in json.loads(json_path.read_text())}
         results = [
-            r for r in json.loads(json_path.read_text()) if r["model"] in args.models
+            r
+            for name, r in earlier.items()
+            if name in args.models and name not in args.redo
         ]
     done = {r["model"] for r in results}
     with tempfile.TemporaryDirectory() as tmp:
@@ -438,7 +468,15 @@ def main():
             if name in done:
                 log(f"{name}: kept from {json_path.name}")
                 continue
-            results.append(run_model(name, args, tmp))
+            result = run_model(name, args, tmp)
+            if args.steps and name in earlier:
+                # A redo of some steps keeps the model's other rows.
+                ran = {step["step"]: step for step in result["steps"]}
+                result["steps"] = [
+                    ran.get(step["step"], step) for step in earlier[name]["steps"]
+                ]
+            results.append(result)
+            results.sort(key=lambda r: ZOO_MODELS.index(r["model"]))
             RESULTS.mkdir(exist_ok=True)
             (RESULTS / f"{args.name}.json").write_text(
                 json.dumps(results, indent=2, default=str)

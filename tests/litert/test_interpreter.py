@@ -4,6 +4,7 @@ import pytest
 
 from tfcompress.export import LiteRTModel
 from tfcompress.export import to_tflite
+from tfcompress.export import verify
 
 
 def test_predict_matches_keras_with_partial_last_batch(
@@ -114,3 +115,31 @@ def test_batch_size_must_be_positive(conv_float):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"Received: path='.*nope"):
         LiteRTModel(tmp_path / "nope.tflite")
+
+
+def test_builtin_kernels_without_xnnpack(
+    conv_model, conv_float, conv_int8_io_path, brightness_data
+):
+    x_test = brightness_data[2]
+
+    def op_names(litert_model):
+        return [op["op_name"] for op in litert_model.interpreter._get_ops_details()]
+
+    # XNNPACK, the default, takes the graph over as DELEGATE nodes.
+    assert "DELEGATE" in op_names(LiteRTModel(conv_float))
+    builtin = LiteRTModel(conv_float, xnnpack=False)
+    assert "DELEGATE" not in op_names(builtin)
+    expected = conv_model.predict(x_test, verbose=0)
+    assert np.max(np.abs(builtin.predict(x_test) - expected)) < 1e-4
+    assert verify(conv_model, conv_float, x_test, xnnpack=False).relative_error < 1e-5
+    # On an int8 file the two kernels round differently, by output steps.
+    delegated = LiteRTModel(conv_int8_io_path).predict(x_test)
+    reference = LiteRTModel(conv_int8_io_path, xnnpack=False).predict(x_test)
+    scale = LiteRTModel(conv_int8_io_path).output_details[0]["quantization"][0]
+    assert np.max(np.abs(delegated - reference)) <= 2 * scale + 1e-6
+    assert np.mean(delegated.argmax(-1) == reference.argmax(-1)) >= 0.95
+
+
+def test_xnnpack_must_be_a_bool(conv_float):
+    with pytest.raises(ValueError, match="`xnnpack` must be True or False"):
+        LiteRTModel(conv_float, xnnpack="no")

@@ -67,9 +67,10 @@ def test_lstm_model_exports_int8_and_matches(tmp_path):
     )
     assert exported.precision.is_integer
     ops = [op.name for op in tfcompress.export.inspect_tflite(exported).ops]
-    # Per step: 2 projections and 3 gates (the first step, from a zero
-    # state, has no state projection and no forget gate); and the head.
-    assert ops.count("FULLY_CONNECTED") == 2 * TIMESTEPS - 1 + 1
+    # One projection of every step's input; per step a state projection
+    # and 3 gates (the first step, from a zero state, has no state
+    # projection and no forget gate); and the head.
+    assert ops.count("FULLY_CONNECTED") == 1 + TIMESTEPS - 1 + 1
     assert ops.count("LOGISTIC") == 3 * TIMESTEPS - 1
     assert ops.count("TANH") == 2 * TIMESTEPS
     parity = tfcompress.export.verify(qat, exported, x[512:])

@@ -22,15 +22,13 @@ from tfcompress.models import ZOO_MODELS
 # Layers quantize_model leaves float on purpose, by model (none today).
 QAT_FLOAT_LAYERS = {}
 # Top-1 agreement of the converter's own int8 post-training file with the
-# float model: at least 0.9, except where post-training quantization fails
-# and quantization-aware training is the way to an int8 file. The ViT's
-# residual stream gets one int8 scale (about 3.7, set by the tokens of the
-# digits' strokes); the blank patches' tokens are smaller than one step, and
-# LayerNorm divides their rounding error by their near-zero deviation
-# (`layer_quantization_error`: +5000% at b0_ln1's RSQRT, 9% agreement, with
-# LayerNorm kept float or calibrated by percentile or MSE alike). The QAT
-# file of the same model agrees at >= 99% (below).
-PTQ_FAILS = {"vit"}
+# float model: at least 0.9, except the ViT's. Its residual stream gets one
+# int8 scale, set by the tokens of the digits' strokes; the blank patches'
+# tokens (bias plus position) span a few steps of it, and LayerNorm divides
+# their rounding error by their small deviation (85.6% on the tiny ViT;
+# 27.9% on raw pixels, before the zoo ViT scaled its inputs). The QAT file
+# of the same model agrees at >= 99% (below): transformers need QAT.
+PTQ_MIN_AGREEMENT = {"vit": 0.8}
 # Models whose QAT twin gets one short epoch of quantization-aware
 # training before export, as a user runs it (the other files are compared
 # straight after `quantize_model`, which the suite's time asks for). Three
@@ -84,10 +82,8 @@ def test_int8_exports_are_integer_and_agree(name, trained_zoo, tmp_path):
     )
     assert ptq.precision.is_integer, ptq.precision.table()
     ptq_parity = tfcompress.export.verify(model, ptq, x_check)
-    if name in PTQ_FAILS:
-        assert ptq_parity.top1_agreement < 0.5, str(ptq_parity)
-    else:
-        assert ptq_parity.top1_agreement >= 0.9, str(ptq_parity)
+    minimum = PTQ_MIN_AGREEMENT.get(name, 0.9)
+    assert ptq_parity.top1_agreement >= minimum, str(ptq_parity)
 
     qat_model, report = tfcompress.quantization.quantize_model(
         model, data=x_train[:128]

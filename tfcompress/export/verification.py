@@ -168,7 +168,7 @@ class ParityReport(Report):
         return self
 
 
-def verify(model, tflite_path, x, batch_size=256, num_threads=1):
+def verify(model, tflite_path, x, batch_size=256, num_threads=1, xnnpack=True):
     """Runs a Keras model and its `.tflite` file on `x` and compares them.
 
     Both get the same inputs: Keras through `model.predict`, the file through
@@ -191,6 +191,9 @@ def verify(model, tflite_path, x, batch_size=256, num_threads=1):
             to `256`.
         num_threads: CPU threads for the interpreter, an integer >= 1.
             Defaults to `1`.
+        xnnpack: Whether the file runs with LiteRT's default XNNPACK
+            delegate (`True`) or TFLite's builtin kernels only (`False`);
+            see `LiteRTModel`. Defaults to `True`.
 
     Returns:
         A `ParityReport` with `top1_agreement`, `max_abs_error`,
@@ -224,7 +227,7 @@ def verify(model, tflite_path, x, batch_size=256, num_threads=1):
     path = tflite_file_path(tflite_path, "tflite_path")
     # LiteRT first: it checks the path, batch_size, num_threads and x's shape
     # before Keras spends time on a prediction.
-    litert_model = LiteRTModel(path, num_threads=num_threads)
+    litert_model = LiteRTModel(path, num_threads=num_threads, xnnpack=xnnpack)
     x = np.asarray(x)
     num_outputs = _num_outputs(model)
     if num_outputs is not None and num_outputs != 1:

@@ -2,6 +2,7 @@
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import OpResolverType
 
 from tfcompress.argument_validation import integer_at_least
 from tfcompress.litert.input_shape import check_input_shape
@@ -29,6 +30,13 @@ class LiteRTModel:
             `to_tflite()` returned.
         num_threads: Number of CPU threads the interpreter may use, an
             integer >= 1. Defaults to `None`, the runtime's default.
+        xnnpack: Whether LiteRT applies its default XNNPACK delegate, as
+            the Android and Python interpreters do unless told otherwise
+            (`True`), or runs TFLite's builtin kernels only (`False`, what
+            a runtime without XNNPACK runs). The two round int8 ops
+            differently (requantization, MEAN, LOGISTIC), so comparing them
+            on one file shows how much its answers depend on rounding.
+            Defaults to `True`.
 
     Raises:
         FileNotFoundError: If there is no file at `path`.
@@ -44,14 +52,24 @@ class LiteRTModel:
     ```
     """
 
-    def __init__(self, path, num_threads=None):
+    def __init__(self, path, num_threads=None, xnnpack=True):
         path = tflite_file_path(path)
         if num_threads is not None:
             integer_at_least("num_threads", num_threads, minimum=1)
+        if not isinstance(xnnpack, bool):
+            raise ValueError(
+                f"`xnnpack` must be True or False. Received: xnnpack={xnnpack!r}"
+            )
         self.path = path
         self.num_threads = num_threads
+        self.xnnpack = xnnpack
+        resolver = {}
+        if not xnnpack:
+            resolver["experimental_op_resolver_type"] = (
+                OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            )
         self._interpreter = Interpreter(
-            model_path=path, num_threads=num_threads
+            model_path=path, num_threads=num_threads, **resolver
         )
         self._interpreter.allocate_tensors()
 

@@ -57,6 +57,7 @@ def small_vit(
     heads=2,
     blocks=2,
     dropout=0.1,
+    rescale=None,
     name="small_vit",
 ):
     """Builds a small ViT (Dosovitskiy et al. 2021) for small images.
@@ -75,6 +76,12 @@ def small_vit(
         heads: Attention heads (`dim` divisible by it). Defaults to `2`.
         blocks: Encoder blocks. Defaults to `2`.
         dropout: Attention dropout. Defaults to `0.1`.
+        rescale: Optional float the inputs are multiplied by first (a
+            `Rescaling` layer), e.g. `1 / 255` for raw pixels. The patch
+            embedding has no normalization after it: on raw [0, 255]
+            pixels its tokens are 255 times larger, and the position
+            embedding added to them falls below one step of the int8 scale
+            they share. Defaults to `None` (inputs used as given).
         name: Model name. Defaults to `"small_vit"`.
 
     Returns:
@@ -87,7 +94,10 @@ def small_vit(
     (None, 10)
     """
     inputs = keras.Input(input_shape)
-    x = keras.layers.Conv2D(dim, patch, strides=patch, name="patches")(inputs)
+    x = inputs
+    if rescale is not None:
+        x = keras.layers.Rescaling(rescale, name="rescaling")(x)
+    x = keras.layers.Conv2D(dim, patch, strides=patch, name="patches")(x)
     tokens = (input_shape[0] // patch) * (input_shape[1] // patch)
     x = keras.layers.Reshape((tokens, dim), name="tokens")(x)
     x = PositionEmbedding(name="position")(x)

@@ -114,6 +114,9 @@ def zoo_model(name, size="tiny", num_classes=10):
             dim=64 if full else 32,
             heads=4 if full else 2,
             blocks=6 if full else 2,
+            # Like the applications, it takes raw [0, 255] pixels and
+            # scales them itself.
+            rescale=1 / 255,
         )
     elif name == "kws_conv1d":
         model = _keyword_spotter(num_classes, 64 if full else 16)

@@ -10,7 +10,8 @@ can reach them. `LSTMInOps` is the same layer with the loop written out in
 `keras.ops` over two `Dense` sublayers: `quantize_model` inlines it, so each
 projection becomes a quantized `Dense` and each op gets the rounding its
 int8 op has in the file (the gates' LOGISTIC and TANH on TFLite's fixed
-output ranges).
+output ranges). Its quantized file projects every step's input in one
+FULLY_CONNECTED (sliced per step), and only the state projection repeats.
 """
 
 import keras
@@ -43,8 +44,9 @@ class LSTMInOps(keras.layers.Layer):
     """`keras.layers.LSTM`, unrolled in `keras.ops` over two `Dense` layers.
 
     It takes the LSTM's config and weights and computes the same outputs
-    (zero initial state), as the int8 file computes them: per step
-    `z = input_projection(x_t) + recurrent_projection(h)` (the bias is the
+    (zero initial state), as the int8 file computes them: the inputs of
+    every step projected at once, then per step
+    `z = input_projection(x)[:, t] + recurrent_projection(h)` (the bias is the
     input projection's; the first step has no state term), the gates
     `i, f, g, o = split(z, 4)`, `c = f * c + i * activation(g)`,
     `h = o * activation(c)`.
@@ -120,7 +122,7 @@ class LSTMInOps(keras.layers.Layer):
                 "needs their number: give the model's input a fixed "
                 f"sequence length. Received: input_shape={input_shape}"
             )
-        self.input_projection.build(input_shape[:1] + input_shape[2:])
+        self.input_projection.build(input_shape)
         self.recurrent_projection.build((input_shape[0], self.units))
         self.built = True
 
@@ -143,10 +145,15 @@ class LSTMInOps(keras.layers.Layer):
                 f"LSTMInOps {self.name!r} runs from a zero state over every "
                 "step; it takes no mask and no initial_state."
             )
+        # One projection of every step's input, sliced per step: the same
+        # products and rounding as one FULLY_CONNECTED per step, but the
+        # file holds one op (one copy of the kernel's per-channel scales and
+        # of the int32 bias) instead of one per step.
+        projected = self.input_projection(sequences)
         outputs = []
         state = cell = None
         for step in range(sequences.shape[1]):
-            z = self.input_projection(sequences[:, step, :])
+            z = projected[:, step, :]
             if state is not None:
                 z = z + self.recurrent_projection(state)
             i, f, g, o = keras.ops.split(z, 4, axis=-1)

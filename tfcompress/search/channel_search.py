@@ -21,7 +21,6 @@ import os
 import tempfile
 import time
 
-import keras
 import numpy as np
 import optuna
 
@@ -31,6 +30,8 @@ from tfcompress.pruning.channels import prune_channels
 from tfcompress.search.budget import Budget
 from tfcompress.search.budget import Cost
 from tfcompress.search.budget import measure_cost
+from tfcompress.search.candidate_fine_tuning import check_learning_rate_decay
+from tfcompress.search.candidate_fine_tuning import fine_tune
 from tfcompress.search.decomposition_choices import ENERGY_CHOICES
 from tfcompress.search.decomposition_choices import decomposable_layers
 from tfcompress.search.decomposition_choices import decompose_pruned
@@ -85,6 +86,7 @@ class ChannelSearchProblem:
         num_threads=1,
         latency_fn=None,
         decompose=None,
+        learning_rate_decay="none",
     ):
         self.model = model
         self.budget = budget
@@ -94,6 +96,7 @@ class ChannelSearchProblem:
         self.importance = importance
         self.max_sparsity = max_sparsity
         self.fine_tune_epochs = fine_tune_epochs
+        self.learning_rate_decay = learning_rate_decay
         self.batch_size = batch_size
         self.seed = seed
         self.groups = prunable_channel_groups(model, filters=filters)
@@ -315,13 +318,14 @@ class ChannelSearchProblem:
         """
         pruned, _, _, _ = self._build(proposal, dict(ranks or {}))
         if self.fine_tune_epochs:
-            keras.utils.set_random_seed(self.seed)
-            pruned.fit(
+            fine_tune(
+                pruned,
                 self.x,
                 self.y,
                 epochs=self.fine_tune_epochs,
                 batch_size=self.batch_size,
-                verbose=0,
+                seed=self.seed,
+                learning_rate_decay=self.learning_rate_decay,
             )
         return pruned, top1_accuracy(pruned, self.x_val, self.y_val)
 
@@ -385,6 +389,7 @@ def search_channel_sparsity(
     validation_data,
     trials=20,
     fine_tune_epochs=1,
+    learning_rate_decay="none",
     batch_size=64,
     max_sparsity=0.9,
     filters=None,
@@ -431,6 +436,11 @@ def search_channel_sparsity(
             A resumed study runs only the trials it lacks. Defaults to 20.
         fine_tune_epochs: Epochs of fine-tuning per candidate; `0` scores
             right after pruning (a cheap proxy). Defaults to `1`.
+        learning_rate_decay: The fine-tune's learning rate: `"none"` (the
+            model's compiled rate throughout) or `"cosine"` (from the
+            compiled rate to 0 over the fine-tune, so that each candidate's
+            score does not depend on where its last steps left it; needs a
+            constant compiled rate). Defaults to `"none"`.
         batch_size: Fine-tuning batch size. Defaults to `64`.
         max_sparsity: The most any group may lose, in `(0, 1)`.
             Defaults to `0.9`.
@@ -500,6 +510,7 @@ def search_channel_sparsity(
     fine_tune_epochs = argument_validation.integer_at_least(
         "fine_tune_epochs", fine_tune_epochs, 0
     )
+    check_learning_rate_decay(learning_rate_decay, model)
     start = time.perf_counter()
     problem = ChannelSearchProblem(
         model,
@@ -516,6 +527,7 @@ def search_channel_sparsity(
         num_threads=num_threads,
         latency_fn=latency_fn,
         decompose=decompose,
+        learning_rate_decay=learning_rate_decay,
     )
     say = print if verbose else (lambda *_: None)
     decomposed = (
@@ -767,6 +779,7 @@ def _run_workers(problem, storage, study_name, trials, workers, seed, scratch, v
         num_threads=problem.num_threads,
         latency_fn=problem.latency_fn,
         decompose=problem.decompose,
+        learning_rate_decay=problem.learning_rate_decay,
     )
     threads = worker_threads(workers)
     arguments = [

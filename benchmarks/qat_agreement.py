@@ -1,0 +1,190 @@
+"""What a QAT int8 file's agreement with its Keras model depends on.
+
+One zoo model (`tfcompress.models.zoo_model(name, "full")`), trained as
+`model_zoo.py` trains it (or longer: `--epochs`, `--train`), through
+quantization-aware training (`--qat-epochs` on `--qat-examples`) and int8
+export; then on the same held-out inputs:
+
+- top-1 agreement of the QAT Keras model with its file run by LiteRT's
+  default XNNPACK delegate, and with the file run by TFLite's builtin
+  kernels (`LiteRTModel(..., xnnpack=False)`);
+- top-1 agreement of the two runs of the file with each other: two correct
+  int8 implementations that round differently. Where they disagree, the
+  file's answer hinges on rounding, and no simulation in Keras can agree
+  with both;
+- the share of inputs whose top two logits the QAT model puts on the same
+  int8 level (a tie that any one-step difference breaks), and the largest
+  logit difference between Keras and XNNPACK.
+
+Each run appends a row to `results/qat_agreement.jsonl` and rewrites
+`results/qat_agreement.md`.
+
+    .venv/bin/python benchmarks/qat_agreement.py --model efficientnet_b0 \
+        [--epochs 8 --train 4000] [--qat-epochs 3 --qat-examples 4000]
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tfcompress  # noqa: E402
+from fashion_mnist_runs import DATA_DIR  # noqa: E402
+from fashion_mnist_runs import command_lines  # noqa: E402
+from fashion_mnist_runs import log  # noqa: E402
+from model_zoo import NUM_CLASSES  # noqa: E402
+from model_zoo import compile_model  # noqa: E402
+from model_zoo import task_data  # noqa: E402
+from tfcompress.export import LiteRTModel  # noqa: E402
+from tfcompress.models import ZOO_MODELS  # noqa: E402
+from tfcompress.models import zoo_model  # noqa: E402
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+COLUMNS = (
+    ("model", "model"),
+    ("note", "run"),
+    ("float_accuracy", "float top-1"),
+    ("qat_accuracy", "QAT top-1"),
+    ("keras_vs_xnnpack", "Keras vs XNNPACK"),
+    ("keras_vs_builtin", "Keras vs builtin kernels"),
+    ("xnnpack_vs_builtin", "XNNPACK vs builtin kernels"),
+    ("tied", "top two tied in Keras"),
+    ("max_abs_difference", "max logit difference"),
+)
+
+
+def run(args):
+    start = time.perf_counter()
+    keras.utils.set_random_seed(0)
+    (x_train, y_train), (x_test, y_test) = task_data(
+        args.model,
+        max(args.train, args.qat_examples),
+        args.test,
+        args.data_dir,
+        0,
+    )
+    model = zoo_model(args.model, "full", NUM_CLASSES)
+    # As model_zoo.py: batch norms that follow a brief training.
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.9
+    model = compile_model(model)
+    model.fit(
+        x_train[: args.train],
+        y_train[: args.train],
+        epochs=args.epochs,
+        batch_size=64,
+        verbose=0,
+    )
+    float_accuracy = float(
+        np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test)
+    )
+    log(f"{args.model}: float top-1 {float_accuracy:.4f}")
+    qat_model, _ = tfcompress.quantization.quantize_model(model, data=x_train[:200])
+    compile_model(qat_model, args.qat_learning_rate)
+    qat_model.fit(
+        x_train[: args.qat_examples],
+        y_train[: args.qat_examples],
+        epochs=args.qat_epochs,
+        batch_size=64,
+        verbose=0,
+    )
+    path = os.path.join(args.scratch, f"{args.model}_qat.tflite")
+    tfcompress.to_tflite(qat_model, path, quantization="int8", verbose=False)
+    keras_logits = qat_model.predict(x_test, batch_size=64, verbose=0)
+    xnnpack = LiteRTModel(path, num_threads=1).predict(x_test)
+    builtin = LiteRTModel(path, num_threads=1, xnnpack=False).predict(x_test)
+    top1 = {
+        name: np.argmax(logits, -1)
+        for name, logits in (
+            ("keras", keras_logits),
+            ("xnnpack", xnnpack),
+            ("builtin", builtin),
+        )
+    }
+    ordered = np.sort(keras_logits, -1)
+    return {
+        "model": args.model,
+        "note": args.note
+        or (
+            f"{args.epochs} epochs on {args.train}, QAT {args.qat_epochs} "
+            f"on {args.qat_examples}"
+        ),
+        "arguments": {
+            key: value for key, value in vars(args).items() if key != "scratch"
+        },
+        "examples": len(x_test),
+        "float_accuracy": float_accuracy,
+        "qat_accuracy": float(np.mean(top1["keras"] == y_test)),
+        "keras_vs_xnnpack": float(np.mean(top1["keras"] == top1["xnnpack"])),
+        "keras_vs_builtin": float(np.mean(top1["keras"] == top1["builtin"])),
+        "xnnpack_vs_builtin": float(np.mean(top1["xnnpack"] == top1["builtin"])),
+        "tied": float(np.mean(ordered[:, -1] == ordered[:, -2])),
+        "max_abs_difference": float(np.max(np.abs(keras_logits - xnnpack))),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def markdown(rows):
+    def cell(key, value):
+        if key in ("model", "note"):
+            return str(value)
+        if key == "max_abs_difference":
+            return f"{value:.2f}"
+        return f"{value:.1%}"
+
+    lines = [
+        "# QAT int8 files: agreement with Keras, and with each other",
+        "",
+        "Each zoo model's QAT int8 file run by LiteRT's XNNPACK delegate and "
+        "by TFLite's builtin kernels on the same held-out inputs (512): two "
+        "correct int8 implementations that round differently. `model_zoo.py` "
+        "reports the first column; the third bounds what any simulation can "
+        "reach. `benchmarks/qat_agreement.py`, one row per run.",
+        "",
+        "| " + " | ".join(title for _, title in COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for row in rows:
+        lines.append(
+            "| " + " | ".join(cell(key, row[key]) for key, _ in COLUMNS) + " |"
+        )
+    return "\n".join(lines + [""] + command_lines()) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=ZOO_MODELS, default="efficientnet_b0")
+    parser.add_argument("--data-dir", default=str(DATA_DIR))
+    parser.add_argument("--train", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--qat-examples", type=int, default=1000)
+    parser.add_argument("--qat-epochs", type=int, default=1)
+    parser.add_argument("--qat-learning-rate", type=float, default=1e-4)
+    parser.add_argument("--test", type=int, default=512)
+    parser.add_argument("--note", default="", help="what the row is, in words")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        args.scratch = scratch
+        row = run(args)
+    RESULTS.mkdir(exist_ok=True)
+    with open(RESULTS / "qat_agreement.jsonl", "a") as file:
+        file.write(json.dumps(row) + "\n")
+    rows = [
+        json.loads(line)
+        for line in (RESULTS / "qat_agreement.jsonl").read_text().splitlines()
+    ]
+    text = markdown(rows)
+    (RESULTS / "qat_agreement.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
