@@ -54,14 +54,13 @@ from tfcompress.pruning import prune_channels  # noqa: E402
 from tfcompress.search import Budget  # noqa: E402
 from tfcompress.search import measure_cost  # noqa: E402
 from tfcompress.search import search_channel_sparsity  # noqa: E402
+from tfcompress.search.candidate_fine_tuning import LEARNING_RATE_DECAYS  # noqa: E402
 from tfcompress.search.candidate_fine_tuning import fine_tune  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-# --fine-tune-schedule / --search-schedule -> learning_rate_decay.
-DECAYS = {"constant": "none", "cosine": "cosine"}
 
 
-def fine_tuned(model, sparsity, ranks, x, y, epochs, seed, schedule="constant"):
+def fine_tuned(model, sparsity, ranks, x, y, epochs, seed, schedule="none"):
     """`model` pruned by `sparsity` (then decomposed by `ranks`, as the
     search built it), fine-tuned `epochs` with `seed`; and its MACs and
     parameters against `model`'s.
@@ -81,7 +80,7 @@ def fine_tuned(model, sparsity, ranks, x, y, epochs, seed, schedule="constant"):
         epochs=epochs,
         batch_size=64,
         seed=seed,
-        learning_rate_decay=DECAYS[schedule],
+        learning_rate_decay=schedule,
     )
     return pruned, {
         "macs_ratio": cost.macs / dense.macs,
@@ -118,7 +117,7 @@ def run_model(kind, args, data, tmp):
             validation_data=(x_val, y_val),
             trials=args.trials,
             fine_tune_epochs=1,
-            learning_rate_decay=DECAYS[args.search_schedule],
+            learning_rate_decay=args.search_schedule,
             seed=seed,
             decompose="auto" if args.decompose else None,
             verbose=1,
@@ -332,15 +331,15 @@ def main():
     parser.add_argument("--fine-tune-epochs", type=int, default=2)
     parser.add_argument(
         "--fine-tune-schedule",
-        choices=["constant", "cosine"],
-        default="constant",
-        help="learning rate of the final fine-tune: constant 1e-3, or cosine "
-        "decay from 1e-3 to 0",
+        choices=LEARNING_RATE_DECAYS,
+        default="none",
+        help="learning rate of the final fine-tune: 1e-3 throughout (none), "
+        "or decayed from 1e-3 to 0 on a cosine",
     )
     parser.add_argument(
         "--search-schedule",
-        choices=["constant", "cosine"],
-        default="constant",
+        choices=LEARNING_RATE_DECAYS,
+        default="none",
         help="learning rate of each candidate's 1-epoch fine-tune in the "
         "search (learning_rate_decay)",
     )

@@ -170,12 +170,8 @@ def integer_share(export):
     }
 
 
-def run_model(name, args, tmp):
-    log(f"{name}: building and training")
-    keras.utils.set_random_seed(args.seed)
-    (x_train, y_train), (x_test, y_test) = task_data(
-        name, args.train, args.test, args.data_dir, args.seed
-    )
+def briefly_trained(name, x_train, y_train, epochs):
+    """Zoo model `name` (full), compiled and trained `epochs` on the data."""
     model = zoo_model(name, "full", NUM_CLASSES)
     # The applications' batch norms average with momentum 0.99-0.999: after
     # a brief training their moving statistics are still near the initial
@@ -186,9 +182,27 @@ def run_model(name, args, tmp):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
     model = compile_model(model)
-    model.fit(
-        x_train, y_train, epochs=args.epochs, batch_size=64, verbose=0
+    model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
+    return model
+
+
+def quantization_aware(model, calibration, x, y, epochs=1, learning_rate=1e-4):
+    """`quantize_model(model)` calibrated on `calibration`, then fitted."""
+    qat_model, report = tfcompress.quantization.quantize_model(
+        model, data=calibration
     )
+    compile_model(qat_model, learning_rate)
+    qat_model.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
+    return qat_model, report
+
+
+def run_model(name, args, tmp):
+    log(f"{name}: building and training")
+    keras.utils.set_random_seed(args.seed)
+    (x_train, y_train), (x_test, y_test) = task_data(
+        name, args.train, args.test, args.data_dir, args.seed
+    )
+    model = briefly_trained(name, x_train, y_train, args.epochs)
     accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
     calibration = x_train[:200]
     rows = []
@@ -226,16 +240,11 @@ def run_model(name, args, tmp):
         }
 
     def qat():
-        qat_model, report = tfcompress.quantization.quantize_model(
-            model, data=calibration
-        )
-        compile_model(qat_model, 1e-4)
-        qat_model.fit(
+        qat_model, report = quantization_aware(
+            model,
+            calibration,
             x_train[: args.qat_examples],
             y_train[: args.qat_examples],
-            epochs=1,
-            batch_size=64,
-            verbose=0,
         )
         export = tfcompress.to_tflite(
             qat_model, path("qat"), quantization="int8", verbose=False

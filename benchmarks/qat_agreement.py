@@ -39,12 +39,11 @@ import tfcompress  # noqa: E402
 from fashion_mnist_runs import DATA_DIR  # noqa: E402
 from fashion_mnist_runs import command_lines  # noqa: E402
 from fashion_mnist_runs import log  # noqa: E402
-from model_zoo import NUM_CLASSES  # noqa: E402
-from model_zoo import compile_model  # noqa: E402
+from model_zoo import briefly_trained  # noqa: E402
+from model_zoo import quantization_aware  # noqa: E402
 from model_zoo import task_data  # noqa: E402
 from tfcompress.export import LiteRTModel  # noqa: E402
 from tfcompress.models import ZOO_MODELS  # noqa: E402
-from tfcompress.models import zoo_model  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 COLUMNS = (
@@ -70,31 +69,20 @@ def run(args):
         args.data_dir,
         0,
     )
-    model = zoo_model(args.model, "full", NUM_CLASSES)
-    # As model_zoo.py: batch norms that follow a brief training.
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.9
-    model = compile_model(model)
-    model.fit(
-        x_train[: args.train],
-        y_train[: args.train],
-        epochs=args.epochs,
-        batch_size=64,
-        verbose=0,
+    model = briefly_trained(
+        args.model, x_train[: args.train], y_train[: args.train], args.epochs
     )
     float_accuracy = float(
         np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test)
     )
     log(f"{args.model}: float top-1 {float_accuracy:.4f}")
-    qat_model, _ = tfcompress.quantization.quantize_model(model, data=x_train[:200])
-    compile_model(qat_model, args.qat_learning_rate)
-    qat_model.fit(
+    qat_model, _ = quantization_aware(
+        model,
+        x_train[:200],
         x_train[: args.qat_examples],
         y_train[: args.qat_examples],
         epochs=args.qat_epochs,
-        batch_size=64,
-        verbose=0,
+        learning_rate=args.qat_learning_rate,
     )
     path = os.path.join(args.scratch, f"{args.model}_qat.tflite")
     tfcompress.to_tflite(qat_model, path, quantization="int8", verbose=False)
