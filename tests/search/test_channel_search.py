@@ -7,6 +7,8 @@ import pytest
 
 from tfcompress.models import plain_cnn
 from tfcompress.search import Budget
+from tfcompress.search import ChannelSearchReport
+from tfcompress.search import SearchTrial
 from tfcompress.search import measure_cost
 from tfcompress.search import search_channel_sparsity
 
@@ -55,17 +57,59 @@ def test_every_candidate_fits_the_budget_and_the_best_is_returned(trained, tmp_p
     assert len(set(np.round(list(report.uniform.sparsity.values()), 6))) == 1
     # A searched trial is not uniform.
     assert len(set(np.round(list(report.rows[0].sparsity.values()), 6))) > 1
-    assert report.best_accuracy == max(r.accuracy for r in report.rows)
+    best_trial = max(r.accuracy for r in report.rows)
+    assert report.best_trial_accuracy == best_trial
+    # The returned candidate: the best trial if it beat uniform, else uniform.
+    if best_trial > report.uniform.accuracy:
+        assert report.row(report.best).accuracy == best_trial
+        assert report.best != "uniform"
+    else:
+        assert report.best == "uniform"
+    assert report.best_accuracy == max(best_trial, report.uniform.accuracy)
     assert measure_cost(pruned).macs <= 0.5 * measure_cost(model).macs
     assert abs(report.final_accuracy - report.best_accuracy) < 0.05
     assert "uniform" in report.table() and "trial 0" in report.table()
     assert report.to_dict()["gain_over_uniform"] == pytest.approx(
-        report.best_accuracy - report.uniform.accuracy
+        best_trial - report.uniform.accuracy
     )
     report.plot(tmp_path / "search.png")
     assert (tmp_path / "search.png").stat().st_size > 1000
     for before, after in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(before, after)  # Not modified.
+
+
+def _trial(name, accuracy, sparsity):
+    return SearchTrial(
+        name=name,
+        sparsity={"conv1": sparsity, "conv2": sparsity},
+        macs_ratio=0.5,
+        params_ratio=0.5,
+        accuracy=accuracy,
+        seconds=1.0,
+    )
+
+
+def test_report_when_no_trial_beats_uniform():
+    report = ChannelSearchReport(
+        model="cnn",
+        budget="macs <= 0.5x",
+        rows=(_trial("trial 0", 0.80, 0.4), _trial("trial 1", 0.83, 0.3)),
+        uniform=_trial("uniform", 0.85, 0.35),
+        best="uniform",
+        final_accuracy=0.86,
+        fine_tune_epochs=1,
+        workers=1,
+        seconds=3.0,
+    )
+    assert report.row("uniform") is report.uniform
+    assert report.best_accuracy == 0.85
+    assert report.best_trial_accuracy == 0.83
+    assert report.gain_over_uniform == pytest.approx(-0.02)
+    table = report.table()
+    assert "uniform *" in table and "trial 1 *" not in table
+    assert "No trial beat uniform (0.8500; best trial -0.0200)" in table
+    with pytest.raises(KeyError, match="No row named 'trial 7'"):
+        report.row("trial 7")
 
 
 def test_unreachable_budget_says_how_close_it_got(trained):

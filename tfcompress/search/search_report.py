@@ -47,8 +47,9 @@ class ChannelSearchReport(Report):
         budget: The budget, as text.
         rows: `SearchTrial`s of the searched trials, in trial order.
         uniform: The `SearchTrial` of uniform sparsity at the same budget.
-        best: Name of the best trial.
-        final_accuracy: The best proposal's accuracy when pruned and
+        best: Name of the returned candidate: the best trial, or
+            `"uniform"` when no trial scored above the baseline.
+        final_accuracy: That candidate's accuracy when pruned and
             fine-tuned again for the returned model.
         fine_tune_epochs: Epochs of fine-tuning per candidate.
         workers: Processes that ran the trials.
@@ -65,17 +66,30 @@ class ChannelSearchReport(Report):
     workers: int
     seconds: float
 
-    summary = ("best_accuracy", "gain_over_uniform")
+    summary = ("best_accuracy", "best_trial_accuracy", "gain_over_uniform")
+
+    def row(self, name):
+        """Returns the trial named `name`, or the baseline (`"uniform"`)."""
+        if name == self.uniform.name:
+            return self.uniform
+        return super().row(name)
 
     @property
     def best_accuracy(self):
-        """Accuracy of the best trial."""
+        """Accuracy of the returned candidate (`best`)."""
         return self.row(self.best).accuracy
 
     @property
+    def best_trial_accuracy(self):
+        """Accuracy of the best searched trial (below the baseline's
+        when the search found nothing better)."""
+        return max(row.accuracy for row in self.rows)
+
+    @property
     def gain_over_uniform(self):
-        """Best trial's accuracy minus the uniform baseline's."""
-        return self.best_accuracy - self.uniform.accuracy
+        """Best searched trial's accuracy minus the uniform baseline's;
+        negative when no trial beat it."""
+        return self.best_trial_accuracy - self.uniform.accuracy
 
     def table(self):
         """The trials and the baseline, sparsities per group (and kept
@@ -121,10 +135,19 @@ class ChannelSearchReport(Report):
             ],
             rules=(1,),
         )
+        if self.best == self.uniform.name:
+            chosen = (
+                f"No trial beat uniform ({self.uniform.accuracy:.4f}; best "
+                f"trial {self.gain_over_uniform:+.4f}): uniform returned"
+            )
+        else:
+            chosen = (
+                f"Best {self.best}: {self.best_accuracy:.4f}, "
+                f"{self.gain_over_uniform:+.4f} over uniform"
+            )
         lines.append(
-            f"Best {self.best}: {self.best_accuracy:.4f}, "
-            f"{self.gain_over_uniform:+.4f} over uniform; fine-tuned again "
-            f"for the returned model: {self.final_accuracy:.4f}"
+            f"{chosen}; fine-tuned again for the returned model: "
+            f"{self.final_accuracy:.4f}"
         )
         return "\n".join(lines)
 
