@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import pathlib
+import shlex
 import tempfile
 import time
 
@@ -37,7 +38,6 @@ import numpy as np  # noqa: E402
 
 import tfcompress  # noqa: E402
 from fashion_mnist_runs import DATA_DIR  # noqa: E402
-from fashion_mnist_runs import command_lines  # noqa: E402
 from fashion_mnist_runs import log  # noqa: E402
 from model_zoo import briefly_trained  # noqa: E402
 from model_zoo import quantization_aware  # noqa: E402
@@ -144,10 +144,26 @@ def markdown(rows):
         lines.append(
             "| " + " | ".join(cell(key, row[key]) for key, _ in COLUMNS) + " |"
         )
-    return "\n".join(lines + [""] + command_lines()) + "\n"
+    lines += ["", "Commands, in row order:", ""]
+    for row in rows:
+        provenance = f" ({row['provenance']})" if "provenance" in row else ""
+        lines.append(
+            f"- {row['model']}, {row['note']}: `{command_of(row)}`{provenance}"
+        )
+    return "\n".join(lines) + "\n"
 
 
-def main():
+def command_of(row):
+    """The command line that wrote `row`: its non-default arguments."""
+    defaults = vars(parser().parse_args([]))
+    words = [".venv/bin/python", "benchmarks/qat_agreement.py"]
+    for key, value in row["arguments"].items():
+        if key != "data_dir" and value != defaults.get(key):
+            words += [f"--{key.replace('_', '-')}", shlex.quote(str(value))]
+    return " ".join(words)
+
+
+def parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=ZOO_MODELS, default="efficientnet_b0")
     parser.add_argument("--data-dir", default=str(DATA_DIR))
@@ -158,7 +174,11 @@ def main():
     parser.add_argument("--qat-learning-rate", type=float, default=1e-4)
     parser.add_argument("--test", type=int, default=512)
     parser.add_argument("--note", default="", help="what the row is, in words")
-    args = parser.parse_args()
+    return parser
+
+
+def main():
+    args = parser().parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         args.scratch = scratch
         row = run(args)
