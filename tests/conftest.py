@@ -45,6 +45,10 @@ def _seed():
     keras.utils.set_random_seed(0)
 
 
+# tryfirst: pytest-xdist's worker reads the groups in its own
+# `pytest_collection_modifyitems`, which ran before this one (the marks
+# came too late, and both workers trained the layer tests' models).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """Keeps each test module on one worker under `make test`.
 
