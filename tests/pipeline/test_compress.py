@@ -113,3 +113,24 @@ def test_errors_name_the_argument(trained):
             max_sparsity=0.5,
             verbose=0,
         )
+
+
+def test_searched_sparsity_is_what_the_search_returns(trained):
+    model, data, validation = trained
+    result, report = tfcompress.compress(
+        model,
+        data,
+        validation_data=validation,
+        budget=Budget(macs_ratio=0.5),
+        steps=("search", "prune"),
+        trials=2,
+        search_epochs=0,  # Scored right after pruning: the cheap proxy.
+        verbose=0,
+    )
+    search = report.row("search")
+    # The note names what was kept: a trial, or uniform when none beat it.
+    assert "2 trials, best " in search.note, search.note
+    assert search.note.endswith(" kept"), search.note
+    kept = search.note.rsplit("; ", 1)[1].removesuffix(" kept")
+    assert kept == "uniform" or kept.startswith("trial "), search.note
+    assert report.row("prune").macs <= 0.5 * report.row("original").macs

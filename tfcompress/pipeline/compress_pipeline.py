@@ -488,8 +488,9 @@ def _search(source, budget, data, validation_data, *, quantize, trials,
         return (
             dict(best.sparsity),
             best.accuracy,
-            f"{trials} trials, best {best.accuracy:.4f} vs uniform "
-            f"{report.uniform.accuracy:.4f} ({search_epochs} epoch(s) each)",
+            f"{trials} trials, best {report.best_trial_accuracy:.4f} vs "
+            f"uniform {report.uniform.accuracy:.4f} ({search_epochs} "
+            f"epoch(s) each); {report.best} kept",
         )
     sparsity, cost, reference = fit_channel_sparsity(
         source, budget=budget, data=(x, y), max_sparsity=max_sparsity,
