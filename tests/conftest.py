@@ -61,3 +61,11 @@ def pytest_collection_modifyitems(items):
         if item.get_closest_marker("xdist_group") is None:
             module = item.nodeid.split("::", 1)[0]
             item.add_marker(pytest.mark.xdist_group(module))
+    # The longest groups first (the workers take groups in this order):
+    # collected last, the zoo models and the demo left one worker running
+    # them alone at the end. A stable sort keeps each module's order.
+    items.sort(key=lambda item: _LONG_FIRST.get(item.nodeid.split("::", 1)[0], 1))
+
+
+# Modules whose groups take a minute or more each (`--durations`).
+_LONG_FIRST = {"tests/test_demo.py": 0, "tests/zoo/test_model_zoo.py": 0}
