@@ -7,8 +7,8 @@ sparsity under `Budget(macs_ratio=0.5)` (Optuna TPE, every candidate fitted
 to the budget, scored by validation accuracy after a short fine-tune), and
 uniform sparsity fitted to the same budget is the baseline. What the
 search returns (its best trial, or uniform sparsity when no trial beat
-uniform on validation) and the uniform model are then fine-tuned the same longer way, with
-the same seed, and scored on the 10,000 test images. Last, the same search
+uniform on validation) and the uniform model are then fine-tuned the same
+longer way, with the same seed, and scored on the 10,000 test images. Last, the same search
 runs with 1 and with 2 worker processes sharing one study, for the
 speed-up.
 

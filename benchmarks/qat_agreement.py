@@ -170,17 +170,19 @@ def markdown(rows):
             "| " + " | ".join(cell(key, row.get(key)) for key, _ in COLUMNS) + " |"
         )
     lines += ["", "Commands, in row order:", ""]
+    defaults = vars(parser().parse_args([]))
     for row in rows:
         provenance = f" ({row['provenance']})" if "provenance" in row else ""
         lines.append(
-            f"- {row['model']}, {row['note']}: `{command_of(row)}`{provenance}"
+            f"- {row['model']}, {row['note']}: "
+            f"`{command_of(row, defaults)}`{provenance}"
         )
     return "\n".join(lines) + "\n"
 
 
-def command_of(row):
-    """The command line that wrote `row`: its non-default arguments."""
-    defaults = vars(parser().parse_args([]))
+def command_of(row, defaults):
+    """The command line that wrote `row`: its arguments that differ from
+    `defaults` (the parser's)."""
     words = [".venv/bin/python", "benchmarks/qat_agreement.py"]
     for key, value in row["arguments"].items():
         if key != "data_dir" and value != defaults.get(key):

@@ -28,10 +28,11 @@ def tiny_model(learning_rate):
     return model
 
 
-def test_cosine_decays_the_compiled_rate_to_zero_and_restores_it(monkeypatch):
+def rates_of_fine_tune(monkeypatch, model, epochs, learning_rate_decay):
+    """The learning rate of each batch of `fine_tune(model, ...)` on 32
+    examples in batches of 8."""
     x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
     y = np.arange(32) % 3
-    model = tiny_model(0.1)
     record = RecordRate()
     original_fit = model.fit
 
@@ -41,24 +42,30 @@ def test_cosine_decays_the_compiled_rate_to_zero_and_restores_it(monkeypatch):
 
     monkeypatch.setattr(model, "fit", fit_recording)
     fine_tune(
-        model, x, y, epochs=2, batch_size=8, seed=0, learning_rate_decay="cosine"
+        model,
+        x,
+        y,
+        epochs=epochs,
+        batch_size=8,
+        seed=0,
+        learning_rate_decay=learning_rate_decay,
     )
+    return record.rates
+
+
+def test_cosine_decays_the_compiled_rate_to_zero_and_restores_it(monkeypatch):
+    model = tiny_model(0.1)
+    rates = rates_of_fine_tune(monkeypatch, model, 2, "cosine")
     expected = [0.05 * (1 + math.cos(math.pi * step / 8)) for step in range(8)]
-    np.testing.assert_allclose(record.rates, expected, rtol=1e-5)
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.1)
 
-    model = tiny_model(0.1)
-    record = RecordRate()
-    original_fit = model.fit
-    monkeypatch.setattr(model, "fit", fit_recording)
-    fine_tune(model, x, y, epochs=1, batch_size=8, seed=0, learning_rate_decay="none")
-    np.testing.assert_allclose(record.rates, [0.1] * 4, rtol=1e-6)
+    rates = rates_of_fine_tune(monkeypatch, tiny_model(0.1), 1, "none")
+    np.testing.assert_allclose(rates, [0.1] * 4, rtol=1e-6)
 
 
 def test_cosine_refuses_a_compiled_schedule():
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
-    model.compile(keras.optimizers.SGD(schedule), LOSS)
+    model = tiny_model(keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5))
     x, y = np.zeros((8, 4), "float32"), np.zeros(8, "int32")
     with pytest.raises(ValueError, match="learning-rate schedule"):
         fine_tune(model, x, y, epochs=1, batch_size=8, seed=0, learning_rate_decay="cosine")
