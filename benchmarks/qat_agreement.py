@@ -18,7 +18,14 @@ export; then on the same held-out inputs:
 - the same agreements on the "clear" inputs only, whose top two Keras
   logits lie more than `TIE_STEPS` output steps apart: where they still
   disagree, rounding differences grew through the network rather than
-  tipping a near-tie.
+  tipping a near-tie;
+- the models' own sensitivity: top-1 agreement of the float model, of the
+  QAT Keras model and of the file under XNNPACK, each with itself on the
+  same inputs moved by up to one input quantization step (one gray level
+  of [0, 255] images). Where the QAT model's answer moves with such a
+  change on as many inputs as it differs from its file, the file's
+  disagreements are the model's sensitivity to one-step changes, which
+  every rounding difference in the network is, not a simulation error.
 
 Each run appends a row to `results/qat_agreement.jsonl` and rewrites
 `results/qat_agreement.md`.
@@ -66,6 +73,9 @@ COLUMNS = (
     ("clear", f"top two > {TIE_STEPS} steps apart"),
     ("clear_keras_vs_xnnpack", "Keras vs XNNPACK on those"),
     ("clear_xnnpack_vs_builtin", "XNNPACK vs builtin on those"),
+    ("float_vs_nudged_float", "float vs float, inputs +-1 step"),
+    ("keras_vs_nudged_keras", "Keras vs Keras, inputs +-1 step"),
+    ("xnnpack_vs_nudged_xnnpack", "XNNPACK vs XNNPACK, inputs +-1 step"),
     ("max_abs_difference", "max logit difference"),
 )
 
@@ -83,9 +93,8 @@ def run(args):
     model = briefly_trained(
         args.model, x_train[: args.train], y_train[: args.train], args.epochs
     )
-    float_accuracy = float(
-        np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test)
-    )
+    float_top1 = np.argmax(model.predict(x_test, verbose=0), -1)
+    float_accuracy = float(np.mean(float_top1 == y_test))
     log(f"{args.model}: float top-1 {float_accuracy:.4f}")
     qat_model, _ = quantization_aware(
         model,
@@ -98,8 +107,10 @@ def run(args):
     path = os.path.join(args.scratch, f"{args.model}_qat.tflite")
     tfcompress.to_tflite(qat_model, path, quantization="int8", verbose=False)
     keras_logits = qat_model.predict(x_test, batch_size=64, verbose=0)
-    xnnpack = LiteRTModel(path, num_threads=1).predict(x_test)
+    xnnpack_model = LiteRTModel(path, num_threads=1)
+    xnnpack = xnnpack_model.predict(x_test)
     builtin = LiteRTModel(path, num_threads=1, xnnpack=False).predict(x_test)
+    nudged = nudged_inputs(x_test, xnnpack_model)
     top1 = {
         name: np.argmax(logits, -1)
         for name, logits in (
@@ -108,6 +119,13 @@ def run(args):
             ("builtin", builtin),
         )
     }
+    if nudged is not None:
+        top1["float"] = float_top1
+        top1["nudged_float"] = np.argmax(model.predict(nudged, verbose=0), -1)
+        top1["nudged_keras"] = np.argmax(
+            qat_model.predict(nudged, batch_size=64, verbose=0), -1
+        )
+        top1["nudged_xnnpack"] = np.argmax(xnnpack_model.predict(nudged), -1)
     ordered = np.sort(keras_logits, -1)
     # The file's outputs are int8 levels, dequantized: the step is the
     # smallest gap between two of them.
@@ -138,9 +156,34 @@ def run(args):
         "clear": float(np.mean(clear)),
         "clear_keras_vs_xnnpack": agreement("keras", "xnnpack", clear),
         "clear_xnnpack_vs_builtin": agreement("xnnpack", "builtin", clear),
+        "float_vs_nudged_float": (
+            None if nudged is None else agreement("float", "nudged_float")
+        ),
+        "keras_vs_nudged_keras": (
+            None if nudged is None else agreement("keras", "nudged_keras")
+        ),
+        "xnnpack_vs_nudged_xnnpack": (
+            None if nudged is None else agreement("xnnpack", "nudged_xnnpack")
+        ),
         "max_abs_difference": float(np.max(np.abs(keras_logits - xnnpack))),
         "seconds": time.perf_counter() - start,
     }
+
+
+def nudged_inputs(x, litert_model):
+    """`x` with each value moved uniformly by up to one step of the file's
+    int8 input quantization (seeded); None for integer inputs (tokens)."""
+    if not np.issubdtype(x.dtype, np.floating):
+        return None
+    scale = litert_model.input_details[0]["quantization"][0]
+    if not scale:
+        # A float input that the file quantizes itself: its QUANTIZE op's
+        # range covers the inputs' span, so one step is about that span
+        # over 255 (one gray level for [0, 255] images).
+        scale = float(np.ptp(x)) / 255.0
+    rng = np.random.default_rng(1)
+    moved = x + rng.uniform(-scale, scale, x.shape).astype(x.dtype)
+    return np.clip(moved, x.min(), x.max())
 
 
 def markdown(rows):
@@ -160,7 +203,10 @@ def markdown(rows):
         "by TFLite's builtin kernels on the same held-out inputs (512): two "
         "correct int8 implementations that round differently. `model_zoo.py` "
         "reports the first column; the third bounds what any simulation can "
-        "reach. `benchmarks/qat_agreement.py`, one row per run.",
+        "reach. The +-1 step columns: each model against itself with every "
+        "input value moved by up to one step of the file's int8 input (one "
+        "gray level): how often its answer hinges on one-step changes. "
+        "`benchmarks/qat_agreement.py`, one row per run.",
         "",
         "| " + " | ".join(title for _, title in COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
