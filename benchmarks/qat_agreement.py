@@ -135,6 +135,10 @@ def run(args):
     def agreement(a, b, where=None):
         same = top1[a] == top1[b]
         return float(np.mean(same if where is None else same[where]))
+
+    def agreement_when_nudged(name):
+        return None if nudged is None else agreement(name, f"nudged_{name}")
+
     return {
         "model": args.model,
         "note": args.note
@@ -156,15 +160,9 @@ def run(args):
         "clear": float(np.mean(clear)),
         "clear_keras_vs_xnnpack": agreement("keras", "xnnpack", clear),
         "clear_xnnpack_vs_builtin": agreement("xnnpack", "builtin", clear),
-        "float_vs_nudged_float": (
-            None if nudged is None else agreement("float", "nudged_float")
-        ),
-        "keras_vs_nudged_keras": (
-            None if nudged is None else agreement("keras", "nudged_keras")
-        ),
-        "xnnpack_vs_nudged_xnnpack": (
-            None if nudged is None else agreement("xnnpack", "nudged_xnnpack")
-        ),
+        "float_vs_nudged_float": agreement_when_nudged("float"),
+        "keras_vs_nudged_keras": agreement_when_nudged("keras"),
+        "xnnpack_vs_nudged_xnnpack": agreement_when_nudged("xnnpack"),
         "max_abs_difference": float(np.max(np.abs(keras_logits - xnnpack))),
         "seconds": time.perf_counter() - start,
     }
